@@ -1,0 +1,1 @@
+"""Dagster wiring for deepdecipher: Definitions, resources, jobs and sensors."""

@@ -1,0 +1,15 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads `defs` from here."""
+
+
+import dagster as dg
+
+from dagster_project.jobs import ALL_ASSETS, layer_job, model_job
+from dagster_project.resources import build_resources
+from dagster_project.sensors import layer_sensor, registry_sensor
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[model_job, layer_job],
+    sensors=[registry_sensor, layer_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,16 @@
+"""Resources per deployment, configured from the environment (see `dd_assets.settings`)."""
+
+
+import os
+
+from dd_assets.io_manager import DeltaIOManager
+from dd_assets.resources import ModelLoader, RegistryResource
+from dd_assets.settings import data_root, registry_path
+
+
+def build_resources(root: str | None = None, registry: str | None = None) -> dict[str, object]:
+    return {
+        "io_manager": DeltaIOManager(root=root or data_root()),
+        "registry": RegistryResource(path=registry or str(registry_path())),
+        "models": ModelLoader(device=os.environ.get("DEEPDECIPHER_DEVICE", "")),
+    }

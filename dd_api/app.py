@@ -1,0 +1,173 @@
+"""The Litestar application: DeepDecipher's routes over deepdecipher's Delta tables.
+
+Routes (all GET, all JSON):
+
+- ``/api``: every served model's metadata.
+- ``/api/{model}/{service}``, ``/api/{model}/{service}/{layer}``,
+  ``/api/{model}/{service}/{layer}/{neuron}``: one service at model, layer or neuron level,
+  wrapped as ``{"data": ..., "metadata": ...}``, or ``{"missing_data_types": [...], "metadata": ...}``
+  when the service has no data there yet.
+- ``/api/{model}/all[/{layer}[/{neuron}]]``: every service at once.
+- ``/health``: liveness, no I/O. OpenAPI at ``/schema`` (interactive docs at ``/schema/swagger``).
+
+Errors are JSON ``{"status_code", "detail"}``: 404 for unknown names and out-of-range indices,
+400 for malformed ones, 405 for other methods.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from dd_api.errors import (
+    BadRequest,
+    DDError,
+    NotFound,
+    dd_error_handler,
+    echo,
+    http_error_handler,
+    internal_error_handler,
+)
+from dd_api.services import SERVICES, metadata_object, missing_tables
+from dd_api.settings import ApiSettings, get_settings
+from dd_api.store import DataStore
+
+MAX_INDEX_DIGITS = 12
+
+
+def _index(what: str, raw: str, bound: int, context: str) -> int:
+    """Parse a layer or neuron path segment: 400 if malformed, 404 if out of range."""
+    if not raw.isascii() or not raw.isdigit():
+        raise BadRequest(f"{what} must be a non-negative integer, got {echo(raw)}")
+    if len(raw) > MAX_INDEX_DIGITS or int(raw) >= bound:
+        raise NotFound(f"{what} {echo(raw)} is out of range: {context} has {bound} {what}s")
+    return int(raw)
+
+
+def _model(store: DataStore, model: str) -> dict:
+    if store.registry().get(model) is None:
+        raise NotFound(f"model {echo(model)} not found; GET /api lists the served models")
+    return metadata_object(store, model)
+
+
+def _service(name: str):
+    service = SERVICES.get(name)
+    if service is None:
+        raise NotFound(f"service {echo(name)} not found; services: {sorted(SERVICES)} and 'all'")
+    return service
+
+
+def _resolve(store: DataStore, model: str, layer: str | None, neuron: str | None):
+    meta = _model(store, model)
+    li = ni = None
+    if layer is not None:
+        li = _index("layer", layer, meta["num_layers"], f"model {model!r}")
+    if neuron is not None:
+        ni = _index("neuron", neuron, meta["layer_size"], f"layer {li}")
+    return meta, li, ni
+
+
+def _one(store: DataStore, service, model: str, meta: dict, li: int | None, ni: int | None) -> dict:
+    """The envelope for one service at the level given by which indices are set."""
+    missing = missing_tables(store, service, model, li)
+    if missing:
+        return {"missing_data_types": missing, "metadata": meta}
+    fn = service.level("model" if li is None else "layer" if ni is None else "neuron")
+    args = [a for a in (li, ni) if a is not None]
+    data = fn(store, model, *args)
+    return {"data": data, "metadata": None if service.name == "metadata" else meta}
+
+
+def _serve(store: DataStore, model: str, service: str, layer: str | None, neuron: str | None):
+    if service == "all":
+        meta, li, ni = _resolve(store, model, layer, neuron)
+        out = {}
+        for name, svc in SERVICES.items():
+            try:
+                result = _one(store, svc, model, meta, li, ni)
+            except NotFound as exc:
+                out[name] = {"error": exc.detail}
+                continue
+            result.pop("metadata", None)
+            out[name] = result
+        return out
+    svc = _service(service)
+    meta, li, ni = _resolve(store, model, layer, neuron)
+    return _one(store, svc, model, meta, li, ni)
+
+
+@get("/api", operation_id="listModels", summary="Served models", sync_to_thread=False)
+def list_models(state: State) -> dict:
+    """Metadata of every registered model that has been materialized."""
+    store: DataStore = state.store
+    models = []
+    for name in store.registry().names:
+        try:
+            models.append(metadata_object(store, name))
+        except NotFound:
+            continue
+    return {"models": models}
+
+
+@get("/api/{model:str}/{service:str}", operation_id="modelService", summary="Model-level data", sync_to_thread=False)
+def model_service(state: State, model: str, service: str) -> dict:
+    """One service (or ``all``) at model level, e.g. neuroscope's most important neurons."""
+    return _serve(state.store, model, service, None, None)
+
+
+@get(
+    "/api/{model:str}/{service:str}/{layer:str}",
+    operation_id="layerService",
+    summary="Layer-level data",
+    sync_to_thread=False,
+)
+def layer_service(state: State, model: str, service: str, layer: str) -> dict:
+    """One service (or ``all``) at layer level."""
+    return _serve(state.store, model, service, layer, None)
+
+
+@get(
+    "/api/{model:str}/{service:str}/{layer:str}/{neuron:str}",
+    operation_id="neuronService",
+    summary="Neuron-level data",
+    sync_to_thread=False,
+)
+def neuron_service(state: State, model: str, service: str, layer: str, neuron: str) -> dict:
+    """One service (or ``all``) for one neuron, e.g. its Neuroscope examples."""
+    return _serve(state.store, model, service, layer, neuron)
+
+
+@get("/health", operation_id="health", summary="Liveness", sync_to_thread=False)
+def health() -> dict:
+    """Answers without touching storage (the baseline of bench/api)."""
+    return {"status": "ok"}
+
+
+def create_app(settings: ApiSettings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    store = DataStore(settings)
+    api = Router(
+        path="/",
+        route_handlers=[list_models, model_service, layer_service, neuron_service, health],
+    )
+    return Litestar(
+        route_handlers=[api],
+        state=State({"store": store, "settings": settings}),
+        cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
+        exception_handlers={
+            DDError: dd_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="deepdecipher",
+            version="0.1.0",
+            description=__doc__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin(path="/redoc")],
+        ),
+    )

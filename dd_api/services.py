@@ -1,0 +1,288 @@
+"""The services behind ``/api/{model}/{service}[/{layer}[/{neuron}]]``.
+
+Each service names the tables it needs and builds its payload at the model, layer and neuron
+level (a level it does not serve raises NotFound). Payload shapes follow DeepDecipher where it has
+the service (metadata, neuroscope, neuron2graph, neuron_explainer) and are our own for the extras
+(activation_stats, quantile_examples, logit_effects). A service whose tables hold no data for the
+model or neuron is reported in ``missing_data_types``, as DeepDecipher does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dd_api.errors import NotFound
+from dd_api.store import DataStore
+from dd_assets.tables import (
+    DATASET_TOKENS,
+    LOGIT_EFFECTS,
+    MODEL_METADATA,
+    NEURON_EXAMPLES,
+    NEURON_STATS,
+    TableSpec,
+)
+
+ROUND = 6
+
+
+def _floats(values) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return np.round(arr, ROUND).tolist()
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else round(value, ROUND)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    tables: tuple[TableSpec, ...]
+    description: str
+    model: Callable[[DataStore, str], object] | None = None
+    layer: Callable[[DataStore, str, int], object] | None = None
+    neuron: Callable[[DataStore, str, int, int], object] | None = None
+
+    def level(self, level: str):
+        fn = getattr(self, level)
+        if fn is None:
+            raise NotFound(f"service {self.name!r} has no {level}-level data")
+        return fn
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def metadata_object(store: DataStore, model: str) -> dict:
+    row = store.metadata_row(model)
+    if row is None:
+        raise NotFound(f"model {model!r} is registered but has not been materialized yet")
+    return {
+        "name": model,
+        "num_layers": row["num_layers"],
+        "layer_size": row["layer_size"],
+        "activation_function": row["activation_function"],
+        "num_total_neurons": row["num_layers"] * row["layer_size"],
+        "num_total_parameters": row["num_total_parameters"],
+        "dataset": row["dataset"],
+        "available_services": available_services(store, model),
+        "hook": row["hook"],
+        "loader": row["loader"],
+        "context_length": row["context_length"],
+        "num_documents": row["num_documents"],
+        "num_tokens": row["num_tokens"],
+        "top_k": row["top_k"],
+    }
+
+
+def available_services(store: DataStore, model: str) -> list[str]:
+    return [s.name for s in SERVICES.values() if s.tables and missing_tables(store, s, model) == []]
+
+
+def missing_tables(
+    store: DataStore, service: Service, model: str, layer: int | None = None
+) -> list[str]:
+    """Names of the service's data types that have no data for this model (or layer)."""
+    if not service.tables:
+        return [service.name]
+    missing = []
+    for t in service.tables:
+        if t.per_layer and layer is not None:
+            present = layer in store.layers_present(t, model)
+        else:
+            present = store.has_model(t, model)
+        if not present:
+            missing.append(t.name)
+    return missing
+
+
+# -- neuroscope -------------------------------------------------------------------------------
+
+
+def _texts(store: DataStore, model: str, rows: pl.DataFrame) -> list[dict]:
+    docs = store.doc_tokens(model)
+    texts = []
+    for r in rows.iter_rows(named=True):
+        tokens, source = docs.get(r["doc_index"], ([], ""))
+        texts.append(
+            {
+                "min_activation": _num(r["min_activation"]),
+                "max_activation": _num(r["max_activation"]),
+                "data_index": r["doc_index"],
+                "max_activating_token_index": r["max_activating_token_index"],
+                "tokens": tokens,
+                "activations": _floats(r["activations"]),
+                "source": source,
+            }
+        )
+    return texts
+
+
+def _with_ranges(texts: list[dict]) -> tuple[float | None, float | None]:
+    if not texts:
+        return None, None
+    max_range = max(t["max_activation"] for t in texts)
+    min_range = min(t["min_activation"] for t in texts)
+    for t in texts:
+        t["min_range"], t["max_range"] = min_range, max_range
+    return min_range, max_range
+
+
+def neuroscope_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    rows = store.neuron_rows(NEURON_EXAMPLES, model, layer, neuron)
+    texts = _texts(store, model, rows.filter(pl.col("kind") == "top"))
+    min_range, max_range = _with_ranges(texts)
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "texts": texts,
+        "min_range": min_range,
+        "max_range": max_range,
+    }
+
+
+def _important(df: pl.DataFrame) -> list:
+    return [
+        [{"layer": layer, "neuron": neuron}, round(float(r), ROUND)]
+        for layer, neuron, r in df.iter_rows()
+    ]
+
+
+def neuroscope_layer(store: DataStore, model: str, layer: int) -> dict:
+    df = store.importance(model).filter(pl.col("layer") == layer)
+    return {"num_neurons": df.height, "important_neurons": _important(df)}
+
+
+def neuroscope_model(store: DataStore, model: str) -> dict:
+    return {"important_neurons": _important(store.importance(model))}
+
+
+def quantile_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    rows = store.neuron_rows(NEURON_EXAMPLES, model, layer, neuron)
+    rows = rows.filter(pl.col("kind") == "quantile")
+    bands = []
+    for band in rows["band"].unique(maintain_order=True).to_list():
+        texts = _texts(store, model, rows.filter(pl.col("band") == band))
+        lo, hi = (float(x) for x in band.split("-"))
+        bands.append({"band": band, "lower_quantile": lo, "upper_quantile": hi, "texts": texts})
+    return {"neuron_index": {"layer": layer, "neuron": neuron}, "bands": bands}
+
+
+# -- activation statistics --------------------------------------------------------------------
+
+
+def stats_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    rows = store.neuron_rows(NEURON_STATS, model, layer, neuron)
+    if rows.height == 0:
+        raise NotFound(f"no statistics for neuron {neuron} of layer {layer}")
+    r = rows.row(0, named=True)
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "count": r["count"],
+        "max": _num(r["max"]),
+        "min": _num(r["min"]),
+        "mean": _num(r["mean"]),
+        "std": _num(r["std"]),
+        "frac_positive": _num(r["frac_positive"]),
+        "histogram": {"edges": _floats(r["hist_edges"]), "counts": list(r["hist_counts"])},
+    }
+
+
+def stats_layer(store: DataStore, model: str, layer: int) -> dict:
+    df = store.frame(NEURON_STATS, model, layer)
+    return {
+        "num_neurons": df.height,
+        "max": _floats(df["max"]),
+        "min": _floats(df["min"]),
+        "mean": _floats(df["mean"]),
+        "frac_positive": _floats(df["frac_positive"]),
+    }
+
+
+def stats_model(store: DataStore, model: str) -> dict:
+    layers = sorted(store.layers_present(NEURON_STATS, model))
+    summary = []
+    for layer in layers:
+        df = store.frame(NEURON_STATS, model, layer)
+        summary.append(
+            {
+                "layer": layer,
+                "mean_max": _num(df["max"].mean()),
+                "mean_frac_positive": _num(df["frac_positive"].mean()),
+                "dead_neurons": int((df["max"] <= 0).sum()),
+            }
+        )
+    return {"layers": summary}
+
+
+# -- logit effects ----------------------------------------------------------------------------
+
+
+def logit_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    rows = store.neuron_rows(LOGIT_EFFECTS, model, layer, neuron)
+    if rows.height == 0:
+        raise NotFound(f"no logit effects for neuron {neuron} of layer {layer}")
+    r = rows.row(0, named=True)
+
+    def tokens(prefix: str) -> list[dict]:
+        return [
+            {"token": t, "token_id": i, "value": v}
+            for t, i, v in zip(
+                r[f"{prefix}_tokens"], r[f"{prefix}_token_ids"], _floats(r[f"{prefix}_values"]),
+                strict=True,
+            )
+        ]
+
+    return {"neuron_index": {"layer": layer, "neuron": neuron}, "top": tokens("top"), "bottom": tokens("bottom")}
+
+
+SERVICES: dict[str, Service] = {
+    s.name: s
+    for s in (
+        Service(
+            "metadata",
+            (MODEL_METADATA,),
+            "Model shape, dataset and available services.",
+            model=lambda st, m: metadata_object(st, m),
+            layer=lambda st, m, _layer: metadata_object(st, m),
+            neuron=lambda st, m, _layer, _neuron: metadata_object(st, m),
+        ),
+        Service(
+            "neuroscope",
+            (NEURON_EXAMPLES, DATASET_TOKENS),
+            "Max-activating dataset examples with per-token activations (Neuroscope).",
+            model=neuroscope_model,
+            layer=neuroscope_layer,
+            neuron=neuroscope_neuron,
+        ),
+        Service(
+            "quantile_examples",
+            (NEURON_EXAMPLES, DATASET_TOKENS),
+            "Examples sampled from quantile bands of the neuron's document maxima.",
+            neuron=quantile_neuron,
+        ),
+        Service(
+            "activation_stats",
+            (NEURON_STATS,),
+            "Activation statistics and histogram over the whole dataset.",
+            model=stats_model,
+            layer=stats_layer,
+            neuron=stats_neuron,
+        ),
+        Service(
+            "logit_effects",
+            (LOGIT_EFFECTS,),
+            "Top and bottom output tokens of W_out[layer, neuron] @ W_U.",
+            neuron=logit_neuron,
+        ),
+        # DeepDecipher's other services: always reported missing until their pipeline stages exist.
+        Service("neuron2graph", (), "Neuron2Graph token graph (not computed yet)."),
+        Service("neuron_explainer", (), "LLM explanation scored by simulation (not computed yet)."),
+    )
+}

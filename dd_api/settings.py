@@ -1,0 +1,32 @@
+"""API settings, read from the environment once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from dd_assets.settings import data_root, registry_path
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    data_root: str = field(default_factory=data_root)
+    """Where the Delta tables live: a local folder or a deltalake URI (s3://...)."""
+    registry: str = field(default_factory=lambda: str(registry_path()))
+    """The model registry YAML; only models listed there are served."""
+    refresh_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("DEEPDECIPHER_REFRESH_SECONDS", "2"))
+    )
+    """How often (at most) to look for new Delta versions of a table."""
+    cache_partitions: int = field(
+        default_factory=lambda: int(os.environ.get("DEEPDECIPHER_CACHE_PARTITIONS", "48"))
+    )
+    """How many (table, model, layer) partitions to keep in memory for point lookups."""
+    max_page_size: int = 10_000
+    """Upper bound of `limit` on list endpoints."""
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,1 @@
+"""Dagster assets: thin wiring from partitions and tables to the method code."""

@@ -1,0 +1,275 @@
+"""Neuroscope-style max-activating examples and activation statistics, computed in a streaming scan.
+
+The scan sees each batch of documents once, for all layers, and keeps only per-neuron state:
+
+- the top-k documents by document max (BOS position excluded from the ranking, see methods.md §1.2);
+- running count, sum, sum of squares, min, max and count of positive positions;
+- a fine histogram on a fixed asinh grid, later re-binned linearly between each neuron's min and max;
+- the document maxima of a fixed random sample of documents, from which quantile-band examples are
+  picked at the end (OpenAI-/Neuronpedia-style examples at typical activation levels, not just the top).
+
+Memory is O(layers x neurons x (k + bins + sample)), independent of the dataset's size. The
+per-token activations of the chosen documents come from a second pass (`gather_activations`) over
+only those documents.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+
+QUANTILE_BANDS: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.5, 0.9), (0.9, 0.99), (0.99, 1.0))
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Parameters of the activation scan; defaults follow Neuroscope (k = 20) where it has one."""
+
+    top_k: int = 20
+    hist_bins: int = 40  # bins of the served histogram, linear between min and max
+    fine_bins: int = 512  # internal bins on the asinh grid
+    fine_scale: float = 0.01  # asinh(x / fine_scale): ~2% relative resolution from 0.01 to 100
+    fine_limit: float = 100.0  # |x| beyond this lands in the edge bins (min/max stay exact)
+    hist_stride: int = 2  # histogram counts every n-th position (moments and extremes use all)
+    quantile_sample: int = 512  # documents whose maxima are kept for the quantile bands
+    per_band: int = 2
+    bands: tuple[tuple[float, float], ...] = QUANTILE_BANDS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.hist_bins < 1 or self.fine_bins < 2 or self.hist_stride < 1:
+            raise ValueError("top_k, hist_bins, hist_stride must be >= 1 and fine_bins >= 2")
+        for lo, hi in self.bands:
+            if not 0.0 <= lo < hi <= 1.0:
+                raise ValueError(f"quantile band ({lo}, {hi}) must satisfy 0 <= lo < hi <= 1")
+
+
+def band_label(lo: float, hi: float) -> str:
+    """>>> band_label(0.9, 0.99)
+    '0.90-0.99'
+    """
+    return f"{lo:.2f}-{hi:.2f}"
+
+
+@dataclass
+class ScanResult:
+    """Per-layer arrays, layer-major: index [i] is the i-th scanned layer."""
+
+    layers: list[int]
+    top_values: np.ndarray  # [layer, d_mlp, k] float32, descending; -inf where fewer docs than k
+    top_docs: np.ndarray  # [layer, d_mlp, k] int64; -1 where fewer docs than k
+    count: np.ndarray  # [layer, d_mlp] int64
+    max: np.ndarray  # [layer, d_mlp] float32
+    min: np.ndarray
+    mean: np.ndarray  # float64
+    std: np.ndarray
+    frac_positive: np.ndarray
+    hist_edges: np.ndarray  # [layer, d_mlp, bins + 1] float32
+    hist_counts: np.ndarray  # [layer, d_mlp, bins] int64
+    quantile_docs: np.ndarray  # [layer, d_mlp, bands, per_band] int64; -1 where none
+    quantile_values: np.ndarray  # [layer, d_mlp, bands, per_band] float32
+
+
+class ActivationScan:
+    """Streaming per-neuron state over batches of documents. Feed `update`, then call `result`."""
+
+    def __init__(self, layers: Sequence[int], d_mlp: int, num_docs: int, config: ScanConfig):
+        self.layers = list(layers)
+        self.d_mlp = d_mlp
+        self.num_docs = num_docs
+        self.cfg = config
+        n_layers, k = len(self.layers), config.top_k
+        self.top_values = torch.full((n_layers, k, d_mlp), -math.inf)
+        self.top_docs = torch.full((n_layers, k, d_mlp), -1, dtype=torch.int64)
+        self.count = 0
+        self.sum = torch.zeros(n_layers, d_mlp, dtype=torch.float64)
+        self.sumsq = torch.zeros(n_layers, d_mlp, dtype=torch.float64)
+        self.max = torch.full((n_layers, d_mlp), -math.inf)
+        self.min = torch.full((n_layers, d_mlp), math.inf)
+        self.positive = torch.zeros(n_layers, d_mlp, dtype=torch.int64)
+        self.fine = torch.zeros(n_layers, config.fine_bins * d_mlp, dtype=torch.int64)
+        self._fine_half = math.asinh(config.fine_limit / config.fine_scale)
+        # A fixed, seeded sample of documents whose maxima we keep, for the quantile bands.
+        rng = np.random.default_rng(config.seed)
+        size = min(config.quantile_sample, num_docs)
+        self.sample_docs = np.sort(rng.choice(num_docs, size=size, replace=False))
+        self._sample_pos = torch.full((num_docs,), -1, dtype=torch.int64)
+        self._sample_pos[torch.from_numpy(self.sample_docs)] = torch.arange(size)
+        self.sample_max = torch.full((n_layers, size, d_mlp), -math.inf)
+
+    @torch.inference_mode()
+    def update(
+        self,
+        layer_acts: Sequence[Float[torch.Tensor, "batch pos d_mlp"]],
+        doc_ids: Int[torch.Tensor, " batch"],
+    ) -> None:
+        """Fold one batch in. Position 0 (BOS) is excluded from everything."""
+        cfg = self.cfg
+        batch = doc_ids.shape[0]
+        in_sample = self._sample_pos[doc_ids]  # [batch]; -1 = not sampled
+        sampled = in_sample >= 0
+        for i, acts in enumerate(layer_acts):
+            x = acts[:, 1:, :]  # [batch, pos-1, d_mlp]
+            doc_max = x.amax(dim=1)  # [batch, d_mlp]
+            values = torch.cat([self.top_values[i], doc_max])  # [k + batch, d_mlp]
+            docs = torch.cat([self.top_docs[i], doc_ids[:, None].expand(batch, self.d_mlp)])
+            self.top_values[i], idx = values.topk(cfg.top_k, dim=0)
+            self.top_docs[i] = docs.gather(0, idx)
+            flat = x.reshape(-1, self.d_mlp)  # [batch * (pos-1), d_mlp]
+            self.sum[i] += flat.sum(0, dtype=torch.float64)
+            self.sumsq[i] += (flat * flat).sum(0, dtype=torch.float64)
+            self.max[i] = torch.maximum(self.max[i], flat.amax(0))
+            self.min[i] = torch.minimum(self.min[i], flat.amin(0))
+            self.positive[i] += (flat > 0).sum(0)
+            self._add_fine(i, x[:, :: cfg.hist_stride, :].reshape(-1, self.d_mlp))
+            if sampled.any():
+                self.sample_max[i, in_sample[sampled]] = doc_max[sampled]
+        self.count += batch * (layer_acts[0].shape[1] - 1)
+
+    def _add_fine(self, i: int, x: Float[torch.Tensor, "n d_mlp"]) -> None:
+        f = self.cfg.fine_bins
+        u = torch.asinh(x / self.cfg.fine_scale)  # [n, d_mlp]
+        b = ((u + self._fine_half) * (f / (2 * self._fine_half))).long().clamp_(0, f - 1)
+        b = b * self.d_mlp + torch.arange(self.d_mlp)  # flat (bin, neuron) index
+        self.fine[i] += torch.bincount(b.reshape(-1), minlength=f * self.d_mlp)
+
+    def result(self) -> ScanResult:
+        cfg = self.cfg
+        count = max(self.count, 1)
+        mean = self.sum / count
+        var = (self.sumsq / count - mean * mean).clamp_min(0)
+        edges, counts = self._rebin()
+        q_docs, q_values = self._quantile_examples()
+        n_layers = len(self.layers)
+        return ScanResult(
+            layers=self.layers,
+            top_values=self.top_values.permute(0, 2, 1).numpy().astype(np.float32),
+            top_docs=self.top_docs.permute(0, 2, 1).numpy(),
+            count=np.full((n_layers, self.d_mlp), self.count, dtype=np.int64),
+            max=self.max.numpy(),
+            min=self.min.numpy(),
+            mean=mean.numpy(),
+            std=var.sqrt().numpy(),
+            frac_positive=(self.positive.double() / count).numpy(),
+            hist_edges=edges,
+            hist_counts=counts,
+            quantile_docs=q_docs,
+            quantile_values=q_values,
+        )
+
+    def _rebin(self) -> tuple[np.ndarray, np.ndarray]:
+        """Map fine asinh bins onto `hist_bins` linear bins between each neuron's min and max."""
+        f, bins = self.cfg.fine_bins, self.cfg.hist_bins
+        u_centers = (torch.arange(f, dtype=torch.float64) + 0.5) * (2 * self._fine_half / f)
+        centers = torch.sinh(u_centers - self._fine_half) * self.cfg.fine_scale  # [f]
+        lo = self.min.double().unsqueeze(-1)  # [layer, d_mlp, 1]
+        hi = self.max.double().unsqueeze(-1)
+        width = (hi - lo).clamp_min(1e-12)
+        centers = centers.clamp(lo, hi)  # [layer, d_mlp, f]; edge-bin overflow lands at min/max
+        idx = ((centers - lo) / width * bins).long().clamp_(0, bins - 1)
+        fine = self.fine.view(len(self.layers), f, self.d_mlp).permute(0, 2, 1)
+        counts = torch.zeros(len(self.layers), self.d_mlp, bins, dtype=torch.int64)
+        counts.scatter_add_(2, idx, fine)
+        steps = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+        edges = lo + (hi - lo) * steps  # [layer, d_mlp, bins + 1]
+        return edges.float().numpy(), counts.numpy()
+
+    def _quantile_examples(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pick `per_band` sampled documents per band of the neuron's document-max distribution.
+
+        Bands are quantiles of the sample itself, so band membership is a rank range in the sorted
+        sample; picks are spread evenly over that range (deterministic, no RNG).
+        """
+        cfg = self.cfg
+        size = len(self.sample_docs)
+        shape = (len(self.layers), self.d_mlp, len(cfg.bands), cfg.per_band)
+        docs = np.full(shape, -1, dtype=np.int64)
+        values = np.full(shape, np.nan, dtype=np.float32)
+        if size == 0:
+            return docs, values
+        sorted_vals, order = self.sample_max.sort(dim=1)  # [layer, size, d_mlp], ascending
+        sample_docs = torch.from_numpy(self.sample_docs)
+        for b, (lo, hi) in enumerate(cfg.bands):
+            first, end = int(math.floor(lo * size)), int(math.ceil(hi * size))
+            end = max(end, first + 1) if first < size else first
+            span = end - first
+            if span <= 0:
+                continue
+            for j in range(min(cfg.per_band, span)):
+                rank = first + int((j + 0.5) * span / min(cfg.per_band, span))
+                docs[:, :, b, j] = sample_docs[order[:, rank, :]].numpy()
+                values[:, :, b, j] = sorted_vals[:, rank, :].numpy()
+        return docs, values
+
+
+def batched(num_docs: int, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, num_docs, batch_size):
+        yield np.arange(start, min(start + batch_size, num_docs))
+
+
+def scan(
+    read_layers: Callable[[torch.Tensor], list[torch.Tensor]],
+    tokens: Int[torch.Tensor, "doc pos"],
+    layers: Sequence[int],
+    d_mlp: int,
+    config: ScanConfig,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Run every document through `read_layers` once and return the per-neuron scan state."""
+    num_docs = tokens.shape[0]
+    state = ActivationScan(layers, d_mlp, num_docs, config)
+    done = 0
+    for ids in batched(num_docs, batch_size):
+        doc_ids = torch.from_numpy(ids)
+        state.update(read_layers(tokens[doc_ids]), doc_ids)
+        done += len(ids)
+        if progress is not None:
+            progress(done, num_docs)
+    return state.result()
+
+
+@torch.inference_mode()
+def gather_activations(
+    read_layers: Callable[[torch.Tensor], list[torch.Tensor]],
+    tokens: Int[torch.Tensor, "doc pos"],
+    layers: Sequence[int],
+    pair_layer: np.ndarray,
+    pair_neuron: np.ndarray,
+    pair_doc: np.ndarray,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Second pass: per-token activations for each (layer, neuron, document) pair.
+
+    Only the documents named in `pair_doc` are run, each once, for all layers together.
+    Returns float32 [pairs, pos]; `pair_layer` holds layer numbers (members of `layers`).
+    """
+    layer_slot = {layer: i for i, layer in enumerate(layers)}
+    slots = np.array([layer_slot[int(layer)] for layer in pair_layer], dtype=np.int64)
+    out = np.empty((len(pair_doc), tokens.shape[1]), dtype=np.float32)
+    order = np.argsort(pair_doc, kind="stable")
+    sorted_docs = pair_doc[order]
+    unique_docs = np.unique(pair_doc)
+    done = 0
+    for start in range(0, len(unique_docs), batch_size):
+        batch_docs = unique_docs[start : start + batch_size]
+        acts = read_layers(tokens[torch.from_numpy(batch_docs)])  # per layer [batch, pos, d_mlp]
+        lo = np.searchsorted(sorted_docs, batch_docs[0], side="left")
+        hi = np.searchsorted(sorted_docs, batch_docs[-1], side="right")
+        sel = order[lo:hi]  # pairs whose document is in this batch
+        pos = np.searchsorted(batch_docs, pair_doc[sel])
+        for slot in np.unique(slots[sel]):
+            mine = sel[slots[sel] == slot]
+            rows = torch.from_numpy(pos[slots[sel] == slot])
+            cols = torch.from_numpy(pair_neuron[mine].astype(np.int64))
+            out[mine] = acts[slot].permute(0, 2, 1)[rows, cols].numpy()
+        done += len(batch_docs)
+        if progress is not None:
+            progress(done, len(unique_docs))
+    return out

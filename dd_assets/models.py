@@ -1,0 +1,132 @@
+"""Build a `TransformerBridge` from a registry entry, and read what the pipeline needs off it.
+
+Every loader goes through TransformerLens 4's bridge: hub names and local Hugging Face directories
+via ``boot_transformers``, the packaged SmolLM2 GGUF by de-quantizing it with transformers first,
+and random-weight test models via ``boot_native``. Loaded models are cached per process because
+one Dagster run (or one CLI invocation) materializes several assets of the same model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dd_assets.registry import LoaderSpec, ModelSpec
+
+log = logging.getLogger(__name__)
+
+_cache: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def default_device() -> str:
+    """``DEEPDECIPHER_DEVICE`` if set, else CUDA when present, else CPU."""
+    explicit = os.environ.get("DEEPDECIPHER_DEVICE")
+    if explicit:
+        return explicit
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def packaged_gguf_path(loader: LoaderSpec) -> Path:
+    """Locate a GGUF file inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(loader.package or "")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {loader.package!r} is not installed; scripts/setup.sh installs it"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / (loader.file or "")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path
+
+
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _boot(spec: ModelSpec, device: str):
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    loader, dtype = spec.loader, _dtype(spec.dtype)
+    if loader.kind == "native":
+        from transformer_lens.config import TransformerBridgeConfig
+
+        tokenizer = AutoTokenizer.from_pretrained(loader.tokenizer)
+        cfg = TransformerBridgeConfig(**(loader.config or {}))
+        return TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device, dtype=dtype)
+    if loader.kind == "hub":
+        return TransformerBridge.boot_transformers(loader.name, device=device, dtype=dtype)
+    if loader.kind == "local":
+        directory, kwargs = loader.path, {}
+    else:  # packaged_gguf
+        gguf = packaged_gguf_path(loader)
+        directory, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
+    tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
+    hf_model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, **kwargs)
+    return TransformerBridge.boot_transformers(
+        directory, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+    )
+
+
+def load_bridge(spec: ModelSpec, device: str | None = None):
+    """The model's TransformerBridge in eval mode, loaded once per process and spec."""
+    device = device or default_device()
+    key = f"{spec!r}@{device}"
+    with _lock:
+        if key not in _cache:
+            log.info("loading model %s (%s) on %s", spec.name, spec.loader.describe(), device)
+            bridge = _boot(spec, device)
+            bridge.eval()
+            _cache.clear()  # keep one model in memory at a time
+            _cache[key] = bridge
+        return _cache[key]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    n_layers: int
+    d_mlp: int
+    d_vocab: int
+    act_fn: str
+    num_parameters: int
+    bos_id: int
+
+
+def model_shape(bridge) -> ModelShape:
+    cfg = bridge.cfg
+    tok = bridge.tokenizer
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    params = getattr(bridge, "original_model", bridge).parameters()
+    return ModelShape(
+        n_layers=int(cfg.n_layers),
+        d_mlp=int(cfg.d_mlp),
+        d_vocab=int(cfg.d_vocab),
+        act_fn=str(cfg.act_fn),
+        num_parameters=int(sum(p.numel() for p in params)),
+        bos_id=int(bos),
+    )
+
+
+def token_strings(tokenizer, ids: list[int]) -> list[str]:
+    """Display strings of token ids, decoded one by one (so a space prefix shows as a space)."""
+    return [tokenizer.decode([i]) for i in ids]
+
+
+def vocabulary_strings(tokenizer, d_vocab: int) -> list[str]:
+    """Display string of every id below d_vocab (ids past the tokenizer's range show as <id>)."""
+    size = len(tokenizer)
+    return [tokenizer.decode([i]) if i < size else f"<{i}>" for i in range(d_vocab)]
+
+
+def final_norm_weight(bridge) -> torch.Tensor | None:
+    """The final norm's scale, which the bridge may not have folded into W_U."""
+    ln = getattr(bridge, "ln_final", None)
+    w = getattr(ln, "w", None) if ln is not None else None
+    return w.detach() if isinstance(w, torch.Tensor) else None

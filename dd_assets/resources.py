@@ -1,0 +1,28 @@
+"""Dagster resources the assets use: the model registry and the model loader."""
+
+
+import dagster as dg
+
+from dd_assets.models import load_bridge
+from dd_assets.registry import ModelSpec, Registry, load_registry
+
+
+class RegistryResource(dg.ConfigurableResource):
+    """The model registry file; re-read on every access so edits apply to the next run."""
+
+    path: str
+
+    def load(self) -> Registry:
+        return load_registry(self.path)
+
+    def spec(self, model: str) -> ModelSpec:
+        return self.load()[model]
+
+
+class ModelLoader(dg.ConfigurableResource):
+    """Loads TransformerBridge models, cached per process ("" device = CUDA if present, else CPU)."""
+
+    device: str = ""
+
+    def bridge(self, spec: ModelSpec):
+        return load_bridge(spec, self.device or None)

@@ -1,0 +1,174 @@
+"""Every Delta table deepdecipher writes, declared once: name, schema, partitioning and sort order.
+
+The pipeline's IO manager validates frames against these schemas before writing, the API reads them
+to know where a neuron's rows live, and the tests build fixtures from them. Partition columns are
+``model`` (and ``layer`` for per-layer tables), never ``neuron``: a neuron is found inside its layer
+partition by sorting on ``neuron`` and searching, which keeps files few and lookups fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+F32 = pl.Float32
+I32 = pl.Int32
+I64 = pl.Int64
+STR = pl.String
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pl.Schema
+    partition_by: tuple[str, ...]
+    sort_by: tuple[str, ...]
+    description: str
+
+    @property
+    def per_layer(self) -> bool:
+        return "layer" in self.partition_by
+
+    def conform(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Return `df` with exactly this schema's columns, in order, sorted for point lookups.
+
+        Raises ValueError on a missing column or a dtype that differs: Delta would cast some of
+        those silently (a numeric string into an int), so we refuse them here instead.
+        """
+        missing = [c for c in self.schema.names() if c not in df.columns]
+        if missing:
+            raise ValueError(f"table {self.name}: missing columns {missing}")
+        wrong = {
+            c: (str(df.schema[c]), str(t)) for c, t in self.schema.items() if df.schema[c] != t
+        }
+        if wrong:
+            raise ValueError(f"table {self.name}: dtype mismatch (got, want) {wrong}")
+        return df.select(self.schema.names()).sort(list(self.sort_by))
+
+
+def _schema(**cols: pl.DataType) -> pl.Schema:
+    return pl.Schema(cols)
+
+
+DATASET_TOKENS = TableSpec(
+    name="dataset_tokens",
+    schema=_schema(
+        model=STR,
+        doc_index=I64,  # row of the model's dataset; what DeepDecipher calls data_index
+        source=STR,  # where the text came from, e.g. "pydoc:assert" or "code:json/decoder.py"
+        token_ids=pl.List(I32),  # BOS first, exactly context_length ids
+        tokens=pl.List(STR),  # the same tokens as strings, for display
+    ),
+    partition_by=("model",),
+    sort_by=("model", "doc_index"),
+    description="The tokenized dataset each model is scanned over (per model: its own tokenizer).",
+)
+
+NEURON_EXAMPLE_CHOICES = TableSpec(
+    name="neuron_example_choices",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        kind=STR,  # "top" (max-activating) or "quantile" (sampled from a band of doc maxima)
+        rank=I32,  # order within the kind: 0 = strongest top example / first quantile sample
+        band=STR,  # quantile band of the document max, e.g. "0.90-0.99"; "" for top examples
+        doc_index=I64,
+        doc_max=F32,  # max activation over the document, BOS position excluded
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron", "kind", "rank"),
+    description="Which documents to show per neuron, chosen by the streaming activation scan.",
+)
+
+NEURON_EXAMPLES = TableSpec(
+    name="neuron_examples",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        kind=STR,
+        rank=I32,
+        band=STR,
+        doc_index=I64,
+        activations=pl.List(F32),  # per-token activation, one per token of the document
+        max_activation=F32,  # over the document, BOS excluded
+        min_activation=F32,  # over the document, BOS excluded
+        max_activating_token_index=I32,
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron", "kind", "rank"),
+    description="Neuroscope data: per-token activations of each neuron's chosen documents.",
+)
+
+NEURON_STATS = TableSpec(
+    name="neuron_stats",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        count=I64,  # token positions seen (BOS excluded)
+        max=F32,
+        min=F32,
+        mean=pl.Float64,
+        std=pl.Float64,
+        frac_positive=pl.Float64,  # fraction of positions with activation > 0
+        hist_edges=pl.List(F32),  # len(hist_counts) + 1 edges, linear between min and max
+        hist_counts=pl.List(I64),
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="Activation statistics of every neuron over the whole dataset.",
+)
+
+LOGIT_EFFECTS = TableSpec(
+    name="logit_effects",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        top_token_ids=pl.List(I32),
+        top_tokens=pl.List(STR),
+        top_values=pl.List(F32),
+        bottom_token_ids=pl.List(I32),
+        bottom_tokens=pl.List(STR),
+        bottom_values=pl.List(F32),
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="Direct logit effect of each neuron's output weights: W_out[layer] @ W_U.",
+)
+
+MODEL_METADATA = TableSpec(
+    name="model_metadata",
+    schema=_schema(
+        model=STR,
+        num_layers=I32,
+        layer_size=I32,
+        activation_function=STR,
+        num_total_parameters=I64,
+        dataset=STR,
+        hook=STR,  # full hook name template, e.g. "blocks.{layer}.mlp.hook_post"
+        loader=STR,
+        context_length=I32,
+        num_documents=I64,
+        num_tokens=I64,
+        top_k=I32,
+    ),
+    partition_by=("model",),
+    sort_by=("model",),
+    description="One row per model: its shape and how its data was computed.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        DATASET_TOKENS,
+        NEURON_EXAMPLE_CHOICES,
+        NEURON_EXAMPLES,
+        NEURON_STATS,
+        LOGIT_EFFECTS,
+        MODEL_METADATA,
+    )
+}
