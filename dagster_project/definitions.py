@@ -1,6 +1,5 @@
 """The Dagster code location: ``dagster dev -w workspace.yaml`` loads `defs` from here."""
 
-
 import dagster as dg
 
 from dagster_project.jobs import ALL_ASSETS, layer_job, model_job

@@ -1,6 +1,5 @@
 """Jobs: one runs a model's model-level assets, the other one (model, layer) partition."""
 
-
 import dagster as dg
 
 from dd_assets.assets.logit_effects import logit_effects

@@ -1,6 +1,5 @@
 """Resources per deployment, configured from the environment (see `dd_assets.settings`)."""
 
-
 import os
 
 from dd_assets.io_manager import DeltaIOManager

@@ -7,7 +7,6 @@ which is when its layer count is known, then adds layer keys and requests each m
 (model, layer) partition of the per-layer assets.
 """
 
-
 import dagster as dg
 
 from dagster_project.jobs import LAYER_ASSETS, layer_job, model_job
@@ -15,9 +14,7 @@ from dd_assets.partitions import layer_key, layer_partitions, model_partitions
 from dd_assets.resources import RegistryResource
 
 
-def registry_requests(
-    instance: dg.DagsterInstance, registry: RegistryResource
-) -> dg.SensorResult:
+def registry_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> dg.SensorResult:
     names = registry.load().names
     known = set(instance.get_dynamic_partitions(model_partitions.name))
     new = [n for n in names if n not in known]
@@ -33,7 +30,9 @@ def registry_requests(
     )
 
 
-@dg.sensor(job=model_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=model_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
     """Add new registry models as partitions and materialize them; drop removed ones."""
     return registry_requests(context.instance, registry)
@@ -66,7 +65,9 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=add)
 
 
-@dg.sensor(job=layer_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=layer_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def layer_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
     """Request every missing (model, layer) partition once the model's layer count is known."""
     return layer_requests(context.instance, registry)

@@ -113,7 +113,12 @@ def list_models(state: State) -> dict:
     return {"models": models}
 
 
-@get("/api/{model:str}/{service:str}", operation_id="modelService", summary="Model-level data", sync_to_thread=False)
+@get(
+    "/api/{model:str}/{service:str}",
+    operation_id="modelService",
+    summary="Model-level data",
+    sync_to_thread=False,
+)
 def model_service(state: State, model: str, service: str) -> dict:
     """One service (or ``all``) at model level, e.g. neuroscope's most important neurons."""
     return _serve(state.store, model, service, None, None)

@@ -48,5 +48,5 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response:
 def internal_error_handler(_: Request, exc: Exception) -> Response:
     import logging
 
-    logging.getLogger("dd_api").exception("internal error", exc_info=exc)
+    logging.getLogger("dd_api").error("internal error", exc_info=exc)
     return Response({"status_code": 500, "detail": "internal server error"}, status_code=500)

@@ -234,12 +234,18 @@ def logit_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
         return [
             {"token": t, "token_id": i, "value": v}
             for t, i, v in zip(
-                r[f"{prefix}_tokens"], r[f"{prefix}_token_ids"], _floats(r[f"{prefix}_values"]),
+                r[f"{prefix}_tokens"],
+                r[f"{prefix}_token_ids"],
+                _floats(r[f"{prefix}_values"]),
                 strict=True,
             )
         ]
 
-    return {"neuron_index": {"layer": layer, "neuron": neuron}, "top": tokens("top"), "bottom": tokens("bottom")}
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "top": tokens("top"),
+        "bottom": tokens("bottom"),
+    }
 
 
 SERVICES: dict[str, Service] = {

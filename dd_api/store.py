@@ -32,7 +32,9 @@ from dd_assets.tables import (
 class DataStore:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
-        self._readers = {name: storage.TableReader(settings.data_root, t) for name, t in TABLES.items()}
+        self._readers = {
+            name: storage.TableReader(settings.data_root, t) for name, t in TABLES.items()
+        }
         self._refreshed: dict[str, float] = {}
         self._frames: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
         self._derived: dict[tuple, object] = {}
@@ -136,7 +138,9 @@ class DataStore:
             df = self.frame(DATASET_TOKENS, model)
             return {
                 d: (t, s)
-                for d, t, s in zip(df["doc_index"], df["tokens"].to_list(), df["source"], strict=True)
+                for d, t, s in zip(
+                    df["doc_index"], df["tokens"].to_list(), df["source"], strict=True
+                )
             }
 
         return self.derived("doc_tokens", DATASET_TOKENS, model, build)
@@ -147,11 +151,17 @@ class DataStore:
         def build() -> pl.DataFrame:
             version = self.version(NEURON_EXAMPLES)
             if version is None:
-                return pl.DataFrame(schema={"layer": pl.Int32, "neuron": pl.Int32, "range": pl.Float32})
+                return pl.DataFrame(
+                    schema={"layer": pl.Int32, "neuron": pl.Int32, "range": pl.Float32}
+                )
             df = self._readers[NEURON_EXAMPLES.name].scan(model)
             return (
                 df.filter((pl.col("kind") == "top") & (pl.col("rank") == 0))
-                .select("layer", "neuron", (pl.col("max_activation") - pl.col("min_activation")).alias("range"))
+                .select(
+                    "layer",
+                    "neuron",
+                    (pl.col("max_activation") - pl.col("min_activation")).alias("range"),
+                )
                 .collect()
                 .sort(["range", "layer", "neuron"], descending=[True, False, False])
             )

@@ -6,7 +6,6 @@ assets, one layer for per-layer ones). Inputs are read back filtered to the part
 downstream run maps to, whether that is one model, one layer, or every layer of a model.
 """
 
-
 import dagster as dg
 import polars as pl
 

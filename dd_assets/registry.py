@@ -106,7 +106,9 @@ class ModelSpec:
         if self.hook not in HOOKS:
             raise ValueError(f"hook {self.hook!r} is not one of {HOOKS}")
         if self.context_length < 2:
-            raise ValueError(f"context_length must be >= 2 (BOS + one token), got {self.context_length}")
+            raise ValueError(
+                f"context_length must be >= 2 (BOS + one token), got {self.context_length}"
+            )
         if self.token_budget < self.context_length:
             raise ValueError("token_budget must hold at least one document")
         if self.top_k < 1 or self.batch_size < 1:

@@ -1,6 +1,5 @@
 """Dagster resources the assets use: the model registry and the model loader."""
 
-
 import dagster as dg
 
 from dd_assets.models import load_bridge

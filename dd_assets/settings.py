@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 def data_root() -> str:
     """The data root as a string URI; local paths are made absolute."""
     root = os.environ.get("DEEPDECIPHER_DATA_ROOT", "data")

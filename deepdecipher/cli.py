@@ -27,85 +27,43 @@ def _configure(args: argparse.Namespace) -> None:
     os.environ["DAGSTER_HOME"] = str(home)
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
 def materialize(models: list[str] | None, force: bool) -> None:
     import dagster as dg
     from tqdm import tqdm
 
-    from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS, MODEL_ASSETS
-    from dagster_project.resources import build_resources
-    from dd_assets import storage
+    from dagster_project.runner import materialize_models
     from dd_assets.assets import _common
-    from dd_assets.partitions import layer_key, layer_partitions, model_partitions
-    from dd_assets.registry import load_registry
     from dd_assets.settings import data_root, registry_path
-    from dd_assets.tables import MODEL_METADATA
 
-    registry = load_registry(registry_path())
-    names = models or registry.names
-    for name in names:
-        registry[name]  # unknown names fail here, before any work
-    instance = dg.DagsterInstance.get()
-    resources = build_resources()
-    root = data_root()
-    print(f"data root: {root}\nregistry:  {registry_path()}\ndagster:   {os.environ['DAGSTER_HOME']}")
-
-    bar: tqdm | None = None
+    print(f"data root: {data_root()}\nregistry:  {registry_path()}")
+    print(f"dagster:   {os.environ['DAGSTER_HOME']}", flush=True)
+    bars: dict[str, tqdm] = {}
 
     def on_progress(what: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None or bar.desc != what:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, desc=what, unit="doc", leave=False)
+        bar = bars.get(what)
+        if bar is None:
+            bar = bars[what] = tqdm(total=total, desc=what, unit="doc")
         bar.n = done
         bar.refresh()
+        if done >= total:
+            bar.close()
 
     _common.progress_hook = on_progress
-    for name in names:
-        known = instance.get_dynamic_partitions(model_partitions.name)
-        if name not in known:
-            instance.add_dynamic_partitions(model_partitions.name, [name])
-        done_models = instance.get_materialized_partitions(dg.AssetKey("model_metadata"))
-        if force or name not in done_models:
-            start = time.monotonic()
-            print(f"[{name}] model-level assets: tokens, activation scan, Neuroscope examples")
-            dg.materialize(
-                ALL_ASSETS,
-                selection=MODEL_ASSETS,
-                partition_key=name,
-                instance=instance,
-                resources=resources,
-                run_config=QUIET,
-            )
-            if bar is not None:
-                bar.close()
-                bar = None
-            print(f"[{name}] model-level assets done in {time.monotonic() - start:.0f}s")
-        else:
-            print(f"[{name}] model-level assets already materialized (use --force to redo)")
-        meta = storage.read(root, MODEL_METADATA, name)
-        n_layers = int(meta["num_layers"][0])
-        layer_keys = [str(i) for i in range(n_layers)]
-        missing_keys = [k for k in layer_keys if k not in instance.get_dynamic_partitions("layer")]
-        if missing_keys:
-            instance.add_dynamic_partitions(layer_partitions.name, missing_keys)
-        done_layers = set()
-        for asset in LAYER_ASSETS:
-            done_layers |= {str(k) for k in instance.get_materialized_partitions(asset.key)}
-        todo = [i for i in range(n_layers) if force or str(layer_key(name, i)) not in done_layers]
-        for layer in tqdm(todo, desc=f"[{name}] per-layer assets", unit="layer"):
-            dg.materialize(
-                ALL_ASSETS,
-                selection=LAYER_ASSETS,
-                partition_key=layer_key(name, layer),
-                instance=instance,
-                resources=resources,
-                run_config=QUIET,
-            )
-    _common.progress_hook = None
+    try:
+        report = materialize_models(
+            dg.DagsterInstance.get(),
+            str(registry_path()),
+            data_root(),
+            models,
+            force,
+            on_stage=lambda msg: print(msg, flush=True),
+            layer_iter=tqdm,
+        )
+    finally:
+        _common.progress_hook = None
+    for name in report.skipped:
+        print(f"[{name}] model-level assets were already materialized (--force recomputes them)")
+    print(f"done: {len(report.model_runs)} model runs, {len(report.layer_runs)} layer runs")
 
 
 def serve(host: str, port: int) -> None:
@@ -124,12 +82,25 @@ def up(args: argparse.Namespace) -> None:
         [exe, "-m", "deepdecipher.cli", "serve", "--host", args.host, "--port", str(args.port)]
     )
     ui = subprocess.Popen(
-        [exe, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.ui_port)],
+        [
+            exe,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            args.host,
+            "-p",
+            str(args.ui_port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     print(f"\nAPI:        http://{args.host}:{args.port}/api")
-    print(f"  example:  http://{args.host}:{args.port}/api/{(args.model or ['smollm2-135m'])[0]}/neuroscope/0/0")
+    print(
+        f"  example:  http://{args.host}:{args.port}/api/{(args.model or ['smollm2-135m'])[0]}/neuroscope/0/0"
+    )
     print(f"API docs:   http://{args.host}:{args.port}/schema/swagger")
     print(f"Dagster UI: http://{args.host}:{args.ui_port}\nCtrl-C stops both.", flush=True)
     try:

@@ -1,6 +1,5 @@
 """Small helpers shared by the asset modules."""
 
-
 import time
 from collections.abc import Callable
 
@@ -8,7 +7,6 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import torch
-
 
 # Set by the CLI to drive its progress bar; Dagster runs log instead.
 progress_hook: Callable[[str, int, int], None] | None = None

@@ -1,6 +1,5 @@
 """Direct logit effects per neuron, one partition per (model, layer)."""
 
-
 import dagster as dg
 import numpy as np
 import polars as pl

@@ -1,6 +1,5 @@
 """Model metadata: DeepDecipher's metadata fields plus how the data was computed."""
 
-
 import dagster as dg
 import polars as pl
 

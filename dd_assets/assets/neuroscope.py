@@ -1,6 +1,5 @@
 """Neuroscope data: per-token activations of each neuron's chosen documents (second pass)."""
 
-
 import time
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """The activation scan: one forward pass per model over the dataset, all layers at once."""
 
-
 import time
 
 import dagster as dg

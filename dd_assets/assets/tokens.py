@@ -1,6 +1,5 @@
 """The tokenized dataset, per model (each model scans the same text with its own tokenizer)."""
 
-
 import dagster as dg
 import polars as pl
 

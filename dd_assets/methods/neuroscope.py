@@ -139,7 +139,6 @@ class ActivationScan:
         self.fine[i] += torch.bincount(b.reshape(-1), minlength=f * self.d_mlp)
 
     def result(self) -> ScanResult:
-        cfg = self.cfg
         count = max(self.count, 1)
         mean = self.sum / count
         var = (self.sumsq / count - mean * mean).clamp_min(0)

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tokenizer trained here, a tiny random-weight model, and its materialized data.
+
+Everything is offline and small: the pipeline fixture materializes a 2-layer ``boot_native`` model
+over 40 documents of the stdlib corpus in a few seconds, into a temporary Delta root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_project.runner import MaterializeReport, materialize_models
+from tests.helpers import native_entry, train_tokenizer, write_registry
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    return train_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@dataclass
+class Materialized:
+    root: str
+    registry: Path
+    instance: dg.DagsterInstance
+    report: MaterializeReport
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, tokenizer_dir) -> Materialized:
+    """The 'tiny' native model (2 layers x 96 neurons), materialized once for the session."""
+    base = tmp_path_factory.mktemp("tiny")
+    registry = write_registry(base / "models.yaml", [native_entry("tiny", tokenizer_dir)])
+    instance = dg.DagsterInstance.ephemeral()
+    root = str(base / "data")
+    report = materialize_models(instance, str(registry), root)
+    return Materialized(root, registry, instance, report)
+
+
+@pytest.fixture
+def api_env(tiny, monkeypatch):
+    """Point the API's settings at the tiny model's data."""
+    monkeypatch.setenv("DEEPDECIPHER_DATA_ROOT", tiny.root)
+    monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
+    monkeypatch.setenv("DEEPDECIPHER_REFRESH_SECONDS", "0")
+    return tiny
