@@ -78,7 +78,8 @@ def _boot(spec: ModelSpec, device: str):
 def load_bridge(spec: ModelSpec, device: str | None = None):
     """The model's TransformerBridge in eval mode, loaded once per process and spec."""
     device = device or default_device()
-    key = f"{spec!r}@{device}"
+    # The weights depend on the loader and dtype only, not on dataset or scan settings.
+    key = f"{spec.loader!r}|{spec.dtype}|{device}"
     with _lock:
         if key not in _cache:
             log.info("loading model %s (%s) on %s", spec.name, spec.loader.describe(), device)
@@ -119,10 +120,19 @@ def token_strings(tokenizer, ids: list[int]) -> list[str]:
     return [tokenizer.decode([i]) for i in ids]
 
 
+_vocab_cache: dict[tuple[int, int], list[str]] = {}
+
+
 def vocabulary_strings(tokenizer, d_vocab: int) -> list[str]:
     """Display string of every id below d_vocab (ids past the tokenizer's range show as <id>)."""
-    size = len(tokenizer)
-    return [tokenizer.decode([i]) if i < size else f"<{i}>" for i in range(d_vocab)]
+    key = (id(tokenizer), d_vocab)
+    if key not in _vocab_cache:
+        size = len(tokenizer)
+        _vocab_cache.clear()
+        _vocab_cache[key] = [
+            tokenizer.decode([i]) if i < size else f"<{i}>" for i in range(d_vocab)
+        ]
+    return _vocab_cache[key]
 
 
 def final_norm_weight(bridge) -> torch.Tensor | None:

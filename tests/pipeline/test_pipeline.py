@@ -44,7 +44,9 @@ def test_every_table_has_every_neuron(tiny):
 
 def test_top_examples_are_sorted_and_consistent_with_choices(tiny):
     ex = storage.read(tiny.root, NEURON_EXAMPLES, "tiny").filter(pl.col("kind") == "top")
-    choices = storage.read(tiny.root, NEURON_EXAMPLE_CHOICES, "tiny").filter(pl.col("kind") == "top")
+    choices = storage.read(tiny.root, NEURON_EXAMPLE_CHOICES, "tiny").filter(
+        pl.col("kind") == "top"
+    )
     joined = ex.join(choices, on=["layer", "neuron", "kind", "rank"])
     assert (joined["doc_index"] == joined["doc_index_right"]).all()
     # The second pass reproduces the scan's document maxima.

@@ -1,0 +1,158 @@
+"""Neuron endpoint vs a trivial endpoint on the same server, same run, bounded load on 127.0.0.1.
+
+    apt-get install -y wrk     # optional; without it a Python load generator is used
+    .venv/bin/python bench/api.py --model smollm2-135m --seconds 10 --connections 16
+
+Starts ``deepdecipher serve`` on a free local port over the configured data root, warms every
+layer partition, then drives ``/health`` (no I/O) and ``/api/<model>/<service>/<layer>/<neuron>``
+with random neurons, and prints req/s, p50 and p99 of each and the req/s ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+LUA = """
+math.randomseed(%(seed)d)
+request = function()
+  local l = math.random(0, %(layers)d - 1)
+  local n = math.random(0, %(neurons)d - 1)
+  return wrk.format("GET", "/api/%(model)s/%(service)s/" .. l .. "/" .. n)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_wrk(out: str) -> dict:
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: str | None) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", script]
+    return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+async def python_load(base: str, paths, seconds: int, connections: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            r = await client.get(paths())
+            latencies.append((time.perf_counter() - t) * 1e3)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
+        elapsed = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50": q[49], "p99": q[98], "errors": errors}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--service", default="neuroscope")
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    args = p.parse_args()
+    tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port)], cwd=REPO,
+        env={**os.environ, "DEEPDECIPHER_CACHE_PARTITIONS": "256"},
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
+        layers, neurons = meta["num_layers"], meta["layer_size"]
+        warm = time.perf_counter()
+        for layer in range(layers):  # load every layer partition once
+            httpx.get(f"{base}/api/{args.model}/{args.service}/{layer}/0", timeout=60)
+        print(f"warm-up of {layers} layer partitions: {time.perf_counter() - warm:.1f} s")
+        neuron_url = f"{base}/api/{args.model}/{args.service}/0/0"
+        rng = random.Random(0)
+
+        def neuron_path() -> str:
+            layer, neuron = rng.randrange(layers), rng.randrange(neurons)
+            return f"/api/{args.model}/{args.service}/{layer}/{neuron}"
+
+        results = {}
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(LUA % {"seed": 0, "layers": layers, "neurons": neurons, "model": args.model,
+                           "service": args.service})  # fmt: skip
+        for name, url, script, paths in [
+            ("trivial /health", f"{base}/health", None, lambda: "/health"),
+            (f"neuron {args.service}", neuron_url, f.name, neuron_path),
+        ]:
+            if tool == "wrk":
+                results[name] = run_wrk(url, args.seconds, args.connections, script)
+            else:
+                results[name] = asyncio.run(
+                    python_load(base, paths, args.seconds, args.connections)
+                )
+        size = len(httpx.get(neuron_url).content)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+    print(f"load: {tool}, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
+    for name, r in results.items():
+        print(f"  {name:<22} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "
+              f"p99 {r['p99']:6.2f} ms  errors {r['errors']}")  # fmt: skip
+    names = list(results)
+    ratio = results[names[1]]["rps"] / results[names[0]]["rps"]
+    print(f"  ratio neuron / trivial req/s: {ratio:.3f}   (neuron response: {size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
