@@ -29,9 +29,9 @@ from dd_assets.tables import (
 ROUND = 6
 
 
-def _floats(values) -> list[float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return np.round(arr, ROUND).tolist()
+def _floats(values) -> np.ndarray:
+    """Float arrays go out as numpy float32: orjson writes their shortest repr, fast."""
+    return np.asarray(values, dtype=np.float32)
 
 
 def _num(value) -> float | None:
@@ -61,6 +61,11 @@ class Service:
 
 
 def metadata_object(store: DataStore, model: str) -> dict:
+    """DeepDecipher's metadata object, cached until any table changes."""
+    return store.derived("metadata", store.all_versions(), model, lambda: _metadata(store, model))
+
+
+def _metadata(store: DataStore, model: str) -> dict:
     row = store.metadata_row(model)
     if row is None:
         raise NotFound(f"model {model!r} is registered but has not been materialized yet")
@@ -106,19 +111,28 @@ def missing_tables(
 # -- neuroscope -------------------------------------------------------------------------------
 
 
-def _texts(store: DataStore, model: str, rows: pl.DataFrame) -> list[dict]:
+def _select(rows: dict, mask) -> dict:
+    return {name: col[mask] for name, col in rows.items()}
+
+
+def _texts(store: DataStore, model: str, rows: dict) -> list[dict]:
+    """DeepDecipher's text objects for some rows of neuron_examples."""
     docs = store.doc_tokens(model)
+    activations = rows["activations"]  # float32 [rows, pos], stored rounded to 6 decimals
+    maxima = np.round(rows["max_activation"].astype(np.float64), ROUND).tolist()
+    minima = np.round(rows["min_activation"].astype(np.float64), ROUND).tolist()
+    argmax = rows["max_activating_token_index"].tolist()
     texts = []
-    for r in rows.iter_rows(named=True):
-        tokens, source = docs.get(r["doc_index"], ([], ""))
+    for i, doc in enumerate(rows["doc_index"].tolist()):
+        tokens, source = docs.get(doc, ([], ""))
         texts.append(
             {
-                "min_activation": _num(r["min_activation"]),
-                "max_activation": _num(r["max_activation"]),
-                "data_index": r["doc_index"],
-                "max_activating_token_index": r["max_activating_token_index"],
+                "min_activation": minima[i],
+                "max_activation": maxima[i],
+                "data_index": doc,
+                "max_activating_token_index": argmax[i],
                 "tokens": tokens,
-                "activations": _floats(r["activations"]),
+                "activations": activations[i],
                 "source": source,
             }
         )
@@ -137,7 +151,7 @@ def _with_ranges(texts: list[dict]) -> tuple[float | None, float | None]:
 
 def neuroscope_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
     rows = store.neuron_rows(NEURON_EXAMPLES, model, layer, neuron)
-    texts = _texts(store, model, rows.filter(pl.col("kind") == "top"))
+    texts = _texts(store, model, _select(rows, rows["kind"] == "top"))
     min_range, max_range = _with_ranges(texts)
     return {
         "neuron_index": {"layer": layer, "neuron": neuron},
@@ -165,10 +179,10 @@ def neuroscope_model(store: DataStore, model: str) -> dict:
 
 def quantile_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
     rows = store.neuron_rows(NEURON_EXAMPLES, model, layer, neuron)
-    rows = rows.filter(pl.col("kind") == "quantile")
+    rows = _select(rows, rows["kind"] == "quantile")
     bands = []
-    for band in rows["band"].unique(maintain_order=True).to_list():
-        texts = _texts(store, model, rows.filter(pl.col("band") == band))
+    for band in dict.fromkeys(rows["band"].tolist()):
+        texts = _texts(store, model, _select(rows, rows["band"] == band))
         lo, hi = (float(x) for x in band.split("-"))
         bands.append({"band": band, "lower_quantile": lo, "upper_quantile": hi, "texts": texts})
     return {"neuron_index": {"layer": layer, "neuron": neuron}, "bands": bands}
@@ -177,11 +191,15 @@ def quantile_neuron(store: DataStore, model: str, layer: int, neuron: int) -> di
 # -- activation statistics --------------------------------------------------------------------
 
 
+def _single(rows: dict, what: str, layer: int, neuron: int) -> dict:
+    """The one row a per-neuron table holds for a neuron, as a dict of scalars/arrays."""
+    if len(rows["neuron"]) == 0:
+        raise NotFound(f"no {what} for neuron {neuron} of layer {layer}")
+    return {name: col[0] for name, col in rows.items()}
+
+
 def stats_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
-    rows = store.neuron_rows(NEURON_STATS, model, layer, neuron)
-    if rows.height == 0:
-        raise NotFound(f"no statistics for neuron {neuron} of layer {layer}")
-    r = rows.row(0, named=True)
+    r = _single(store.neuron_rows(NEURON_STATS, model, layer, neuron), "statistics", layer, neuron)
     return {
         "neuron_index": {"layer": layer, "neuron": neuron},
         "count": r["count"],
@@ -190,7 +208,7 @@ def stats_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
         "mean": _num(r["mean"]),
         "std": _num(r["std"]),
         "frac_positive": _num(r["frac_positive"]),
-        "histogram": {"edges": _floats(r["hist_edges"]), "counts": list(r["hist_counts"])},
+        "histogram": {"edges": _floats(r["hist_edges"]), "counts": r["hist_counts"].tolist()},
     }
 
 
@@ -225,10 +243,9 @@ def stats_model(store: DataStore, model: str) -> dict:
 
 
 def logit_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
-    rows = store.neuron_rows(LOGIT_EFFECTS, model, layer, neuron)
-    if rows.height == 0:
-        raise NotFound(f"no logit effects for neuron {neuron} of layer {layer}")
-    r = rows.row(0, named=True)
+    r = _single(
+        store.neuron_rows(LOGIT_EFFECTS, model, layer, neuron), "logit effects", layer, neuron
+    )
 
     def tokens(prefix: str) -> list[dict]:
         return [

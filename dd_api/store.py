@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from dd_api.settings import ApiSettings
@@ -29,6 +31,51 @@ from dd_assets.tables import (
 )
 
 
+def _column(series: pl.Series):
+    """A column in the cheapest form to slice per request.
+
+    Numbers become numpy arrays, fixed-width numeric lists 2-D numpy arrays, anything else a numpy
+    object array of Python values. Slicing these costs microseconds; polars' per-call overhead is
+    ~0.4 ms, which dominated lookups.
+    """
+    dtype = series.dtype
+    if dtype.is_numeric():
+        return series.to_numpy()
+    if isinstance(dtype, pl.List) and dtype.inner.is_numeric() and series.len() > 0:
+        widths = series.list.len()
+        if widths.min() == widths.max() and widths.null_count() == 0:
+            return series.list.to_array(int(widths[0])).to_numpy()
+    if dtype == pl.String:
+        # Fixed-width unicode, not object: millions of small str objects would be traversed by
+        # every full garbage collection and show up as latency spikes.
+        return np.asarray(series.fill_null("").to_list(), dtype=str)
+    values = np.empty(series.len(), dtype=object)
+    values[:] = series.to_list()
+    return values
+
+
+@dataclass
+class Partition:
+    """One (table, model[, layer]) partition, sorted by the table's sort keys, ready for lookups."""
+
+    frame: pl.DataFrame
+    columns: dict[str, object]
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> Partition:
+        return cls(frame, {name: _column(frame.get_column(name)) for name in frame.columns})
+
+    @property
+    def height(self) -> int:
+        return self.frame.height
+
+    def neuron_rows(self, neuron: int) -> dict[str, object]:
+        """Every column sliced to one neuron's rows (binary search on the sorted neuron column)."""
+        neurons = self.columns["neuron"]
+        lo, hi = np.searchsorted(neurons, neuron, "left"), np.searchsorted(neurons, neuron, "right")
+        return {name: col[lo:hi] for name, col in self.columns.items()}
+
+
 class DataStore:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
@@ -36,16 +83,24 @@ class DataStore:
             name: storage.TableReader(settings.data_root, t) for name, t in TABLES.items()
         }
         self._refreshed: dict[str, float] = {}
-        self._frames: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+        self._partitions: OrderedDict[tuple, Partition] = OrderedDict()
         self._derived: dict[tuple, object] = {}
         self._lock = threading.RLock()
         self._registry: Registry | None = None
         self._registry_mtime: float | None = None
+        self._registry_checked = -float("inf")
 
     # -- registry -------------------------------------------------------------------------------
 
     def registry(self) -> Registry:
         """The registry, re-read when the file changes; the last good one if it becomes invalid."""
+        now = time.monotonic()
+        if (
+            self._registry is not None
+            and now - self._registry_checked < self.settings.refresh_seconds
+        ):
+            return self._registry
+        self._registry_checked = now
         path = Path(self.settings.registry)
         try:
             mtime = path.stat().st_mtime
@@ -74,34 +129,34 @@ class DataStore:
 
     # -- frames ---------------------------------------------------------------------------------
 
-    def frame(self, table: TableSpec, model: str, layer: int | None = None) -> pl.DataFrame:
+    def partition(self, table: TableSpec, model: str, layer: int | None = None) -> Partition:
         """Rows of one model (and layer, for per-layer tables), sorted as the table declares."""
         version = self.version(table)
-        if version is None:
-            return pl.DataFrame(schema=table.schema)
         key = (table.name, model, layer, version)
         with self._lock:
-            cached = self._frames.get(key)
+            cached = self._partitions.get(key)
             if cached is not None:
-                self._frames.move_to_end(key)
+                self._partitions.move_to_end(key)
                 return cached
-            layers = [layer] if layer is not None else None
-            df = self._readers[table.name].read(model, layers).sort(list(table.sort_by))
-            self._frames[key] = df
-            while len(self._frames) > self.settings.cache_partitions:
-                self._frames.popitem(last=False)
-            return df
+            if version is None:
+                frame = pl.DataFrame(schema=table.schema)
+            else:
+                layers = [layer] if layer is not None else None
+                frame = self._readers[table.name].read(model, layers).sort(list(table.sort_by))
+            part = self._partitions[key] = Partition.from_frame(frame)
+            while len(self._partitions) > self.settings.cache_partitions:
+                self._partitions.popitem(last=False)
+            return part
 
-    def neuron_rows(self, table: TableSpec, model: str, layer: int, neuron: int) -> pl.DataFrame:
-        df = self.frame(table, model, layer)
-        col = df.get_column("neuron")
-        lo = col.search_sorted(neuron, side="left")
-        hi = col.search_sorted(neuron, side="right")
-        return df.slice(lo, hi - lo)
+    def frame(self, table: TableSpec, model: str, layer: int | None = None) -> pl.DataFrame:
+        return self.partition(table, model, layer).frame
 
-    def derived(self, name: str, table: TableSpec, model: str, build):
-        """A value computed from a table, cached until that table's version changes."""
-        key = (name, table.name, model, self.version(table))
+    def neuron_rows(self, table: TableSpec, model: str, layer: int, neuron: int) -> dict:
+        return self.partition(table, model, layer).neuron_rows(neuron)
+
+    def derived(self, name: str, tables: tuple[TableSpec, ...], model: str, build):
+        """A value computed from some tables, cached until one of their versions changes."""
+        key = (name, model, *(self.version(t) for t in tables))
         with self._lock:
             if key not in self._derived:
                 if len(self._derived) > 256:
@@ -115,6 +170,10 @@ class DataStore:
         df = self.frame(MODEL_METADATA, model)
         return df.row(0, named=True) if df.height else None
 
+    def all_versions(self) -> tuple[TableSpec, ...]:
+        """Every table, for values that depend on all of them (e.g. available services)."""
+        return tuple(TABLES.values())
+
     def layers_present(self, table: TableSpec, model: str) -> set[int]:
         """Layers of `model` that have rows in a per-layer table (from the Delta log, no scan)."""
 
@@ -124,7 +183,7 @@ class DataStore:
                 return set()
             return {int(r["layer"]) for r in df if r.get("model") == model}
 
-        return self.derived("layers", table, model, build)
+        return self.derived(f"layers:{table.name}", (table,), model, build)
 
     def has_model(self, table: TableSpec, model: str) -> bool:
         if table.per_layer:
@@ -143,7 +202,7 @@ class DataStore:
                 )
             }
 
-        return self.derived("doc_tokens", DATASET_TOKENS, model, build)
+        return self.derived("doc_tokens", (DATASET_TOKENS,), model, build)
 
     def importance(self, model: str) -> pl.DataFrame:
         """(layer, neuron, range) of each neuron's top text, highest first (DeepDecipher's ranking)."""
@@ -166,4 +225,4 @@ class DataStore:
                 .sort(["range", "layer", "neuron"], descending=[True, False, False])
             )
 
-        return self.derived("importance", NEURON_EXAMPLES, model, build)
+        return self.derived("importance", (NEURON_EXAMPLES,), model, build)

@@ -1,0 +1,93 @@
+"""Definitions load; sensors follow the registry; ragged layer counts are handled explicitly."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS
+from dagster_project.resources import build_resources
+from dagster_project.sensors import layer_sensor, registry_sensor
+from dd_assets import storage
+from dd_assets.partitions import layer_key
+from dd_assets.resources import RegistryResource
+from dd_assets.tables import LOGIT_EFFECTS
+from tests.helpers import native_entry, write_registry
+
+
+def test_definitions_load():
+    from dagster_project.definitions import defs
+
+    assert defs.resolve_job_def("model_assets") is not None
+    assert defs.resolve_job_def("layer_assets") is not None
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {
+        "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
+        "model_metadata", "logit_effects",
+    }  # fmt: skip
+
+
+def _tick(sensor, instance, registry_path):
+    ctx = dg.build_sensor_context(
+        instance=instance, resources={"registry": RegistryResource(path=str(registry_path))}
+    )
+    return sensor(ctx)
+
+
+def _apply(instance, result: dg.SensorResult) -> None:
+    for req in result.dynamic_partitions_requests or []:
+        if isinstance(req, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        else:
+            for key in req.partition_keys:
+                instance.delete_dynamic_partition(req.partitions_def_name, key)
+
+
+def test_registry_sensor_adds_runs_and_drops_models(tmp_path, tokenizer_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    path = write_registry(
+        tmp_path / "models.yaml",
+        [native_entry("a", tokenizer_dir), native_entry("b", tokenizer_dir)],
+    )
+    first = _tick(registry_sensor, instance, path)
+    assert [r.partition_key for r in first.run_requests] == ["a", "b"]
+    _apply(instance, first)
+    assert _tick(registry_sensor, instance, path).run_requests == []  # nothing new
+
+    write_registry(path, [native_entry("b", tokenizer_dir), native_entry("c", tokenizer_dir)])
+    second = _tick(registry_sensor, instance, path)
+    assert [r.partition_key for r in second.run_requests] == ["c"]  # only the new model
+    _apply(instance, second)
+    assert sorted(instance.get_dynamic_partitions("model")) == ["b", "c"]
+
+
+def test_layer_sensor_waits_for_layer_count(tmp_path, tokenizer_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    path = write_registry(tmp_path / "models.yaml", [native_entry("a", tokenizer_dir)])
+    assert _tick(layer_sensor, instance, path).run_requests == []  # metadata not there yet
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("model_metadata", partition="a", metadata={"num_layers": 3})
+    )
+    result = _tick(layer_sensor, instance, path)
+    assert [str(r.partition_key) for r in result.run_requests] == ["0|a", "1|a", "2|a"]
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == ["0", "1", "2"]
+
+
+def test_layer_key_beyond_a_models_depth_materializes_nothing(tiny):
+    # 'tiny' has 2 layers; a deeper model would put layer key "2" into the cross product.
+    instance = tiny.instance
+    if "2" not in instance.get_dynamic_partitions("layer"):
+        instance.add_dynamic_partitions("layer", ["2"])
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=LAYER_ASSETS,
+        partition_key=layer_key("tiny", 2),
+        instance=instance,
+        resources=build_resources(tiny.root, str(tiny.registry)),
+    )
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    assert "2|tiny" not in {
+        str(k) for k in instance.get_materialized_partitions(dg.AssetKey("logit_effects"))
+    }
+    assert set(storage.read(tiny.root, LOGIT_EFFECTS, "tiny")["layer"].unique()) == {0, 1}
