@@ -19,7 +19,7 @@ class ScanSettings(dg.Config):
     """Knobs of the scan that are not per-model registry fields."""
 
     hist_bins: int = 40
-    hist_stride: int = 2
+    hist_stride: int = 4
     quantile_sample: int = 512
     per_band: int = 2
 

@@ -59,8 +59,8 @@ def test_bos_position_never_ranks(acts):
 def test_statistics_equal_numpy(acts):
     result = run_scan(acts, batch_size=7)
     x = acts[:, :, 1:, :].reshape(len(LAYERS), -1, D_MLP).double().numpy()
-    np.testing.assert_allclose(result.mean, x.mean(axis=1), rtol=1e-6)
-    np.testing.assert_allclose(result.std, x.std(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(result.mean, x.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.std, x.std(axis=1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.max, x.max(axis=1), rtol=1e-6)
     np.testing.assert_allclose(result.min, x.min(axis=1), rtol=1e-6)
     np.testing.assert_allclose(result.frac_positive, (x > 0).mean(axis=1))
@@ -73,10 +73,13 @@ def test_histogram_counts_sampled_positions(acts):
     assert (result.hist_counts.sum(axis=2) == DOCS * (POS - 1)).all()
     np.testing.assert_allclose(result.hist_edges[..., 0], result.min, rtol=1e-6)
     np.testing.assert_allclose(result.hist_edges[..., -1], result.max, rtol=1e-6)
-    # Re-binning is approximate only within one fine bin (~2% relative): compare to numpy.
-    x = acts[0, :, 1:, 0].reshape(-1).numpy()
-    exact, _ = np.histogram(x, bins=result.hist_edges[0, 0])
-    assert np.abs(exact - result.hist_counts[0, 0]).sum() <= 0.1 * x.size
+    assert (np.diff(result.hist_edges, axis=-1) >= 0).all()
+    # Bins are whole runs of fine bins, so counts match numpy's on the returned edges (up to
+    # values within float rounding of an edge).
+    for layer, neuron in [(0, 0), (1, 5), (0, 10)]:
+        x = acts[layer, :, 1:, neuron].reshape(-1).numpy()
+        exact, _ = np.histogram(x, bins=result.hist_edges[layer, neuron])
+        assert np.abs(exact - result.hist_counts[layer, neuron]).sum() <= 0.01 * x.size
 
 
 def test_quantile_examples_fall_in_their_bands(acts):
