@@ -8,7 +8,8 @@ Routes (all GET, all JSON):
   wrapped as ``{"data": ..., "metadata": ...}``, or ``{"missing_data_types": [...], "metadata": ...}``
   when the service has no data there yet.
 - ``/api/{model}/all[/{layer}[/{neuron}]]``: every service at once.
-- ``/health``: liveness, no I/O. OpenAPI at ``/schema`` (interactive docs at ``/schema/swagger``).
+- ``/health``: liveness, no I/O. OpenAPI at ``/schema/openapi.json``, interactive docs (Swagger UI,
+  served from the installed ``swagger-ui-bundle``, so it works offline) at ``/schema/swagger``.
 
 Errors are JSON ``{"status_code", "detail"}``: 404 for unknown names and out-of-range indices,
 400 for malformed ones, 405 for other methods.
@@ -22,7 +23,9 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from dd_api.errors import (
     BadRequest,
@@ -38,6 +41,7 @@ from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
 
 MAX_INDEX_DIGITS = 12
+SWAGGER_ASSETS = "/static/swagger-ui"
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -169,8 +173,9 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         path="/",
         route_handlers=[list_models, model_service, layer_service, neuron_service, health],
     )
+    swagger_assets = create_static_files_router(path=SWAGGER_ASSETS, directories=[swagger_ui_path])
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, swagger_assets],
         state=State({"store": store, "settings": settings}),
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         exception_handlers={
@@ -183,6 +188,12 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             version="0.1.0",
             description=__doc__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin(path="/redoc")],
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                )
+            ],
         ),
     )

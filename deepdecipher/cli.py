@@ -24,6 +24,7 @@ def _configure(args: argparse.Namespace) -> None:
         os.environ["DEEPDECIPHER_REGISTRY"] = str(Path(args.registry).resolve())
     home = Path(os.environ.get("DAGSTER_HOME", ".dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # defaults (SQLite storage in DAGSTER_HOME), stated explicitly
     os.environ["DAGSTER_HOME"] = str(home)
 
 
@@ -77,6 +78,11 @@ def serve(host: str, port: int) -> None:
 def up(args: argparse.Namespace) -> None:
     """Materialize, then run the API and the Dagster UI until interrupted."""
     materialize(args.model or None, args.force)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # `kill` or a supervisor stops both servers too
     exe = sys.executable
     api = subprocess.Popen(
         [exe, "-m", "deepdecipher.cli", "serve", "--host", args.host, "--port", str(args.port)]

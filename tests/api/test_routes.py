@@ -130,4 +130,7 @@ def test_cors_and_openapi(client):
     assert r.headers["access-control-allow-origin"] == "*"
     spec = client.get("/schema/openapi.json").json()
     assert "/api/{model}/{service}/{layer}/{neuron}" in spec["paths"]
-    assert client.get("/schema/swagger").status_code == 200
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in page.text
+    js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000  # served locally, works offline
