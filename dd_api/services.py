@@ -208,7 +208,12 @@ def stats_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
         "mean": _num(r["mean"]),
         "std": _num(r["std"]),
         "frac_positive": _num(r["frac_positive"]),
-        "histogram": {"edges": _floats(r["hist_edges"]), "counts": r["hist_counts"].tolist()},
+        "histogram": {
+            "edges": _floats(r["hist_edges"]),
+            "counts": r["hist_counts"].tolist(),
+            # Counts cover a systematic sample of positions (every n-th); moments use all of them.
+            "sampled_positions": int(r["hist_counts"].sum()),
+        },
     }
 
 

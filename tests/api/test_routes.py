@@ -68,7 +68,13 @@ def test_metadata_is_not_duplicated(client):
 def test_extra_services(client):
     stats = client.get("/api/tiny/activation_stats/0/5").json()["data"]
     assert stats["min"] <= stats["mean"] <= stats["max"]
-    assert len(stats["histogram"]["edges"]) == len(stats["histogram"]["counts"]) + 1
+    hist = stats["histogram"]
+    assert len(hist["edges"]) == len(hist["counts"]) + 1
+    assert hist["edges"][0] == pytest.approx(stats["min"]) and hist["edges"][-1] == pytest.approx(
+        stats["max"]
+    )
+    # 40 documents x every 4th of their 23 non-BOS positions
+    assert sum(hist["counts"]) == hist["sampled_positions"] == 40 * 6 == stats["count"] // 23 * 6
     logits = client.get("/api/tiny/logit_effects/1/5").json()["data"]
     assert len(logits["top"]) == len(logits["bottom"]) == 10
     assert logits["top"][0]["value"] >= logits["top"][-1]["value"] > logits["bottom"][-1]["value"]
