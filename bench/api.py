@@ -97,6 +97,7 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    p.add_argument("--repeat", type=int, default=3, help="alternate the two loads; report medians")
     args = p.parse_args()
     tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
 
@@ -126,32 +127,41 @@ def main() -> None:
             layer, neuron = rng.randrange(layers), rng.randrange(neurons)
             return f"/api/{args.model}/{args.service}/{layer}/{neuron}"
 
-        results = {}
+        runs: dict[str, list[dict]] = {}
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(LUA % {"seed": 0, "layers": layers, "neurons": neurons, "model": args.model,
                            "service": args.service})  # fmt: skip
-        for name, url, script, paths in [
+        targets = [
             ("trivial /health", f"{base}/health", None, lambda: "/health"),
             (f"neuron {args.service}", neuron_url, f.name, neuron_path),
-        ]:
-            if tool == "wrk":
-                results[name] = run_wrk(url, args.seconds, args.connections, script)
-            else:
-                results[name] = asyncio.run(
-                    python_load(base, paths, args.seconds, args.connections)
-                )
+        ]
+        for _ in range(args.repeat):  # alternate, so drift on a shared machine hits both alike
+            for name, url, script, paths in targets:
+                if tool == "wrk":
+                    r = run_wrk(url, args.seconds, args.connections, script)
+                else:
+                    r = asyncio.run(python_load(base, paths, args.seconds, args.connections))
+                runs.setdefault(name, []).append(r)
+        results = {
+            name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            for name, rs in runs.items()
+        }
+        ratios = [n["rps"] / t["rps"] for t, n in zip(*runs.values(), strict=True)]
         size = len(httpx.get(neuron_url).content)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=20)
 
-    print(f"load: {tool}, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
+    print(
+        f"load: {tool}, {args.connections} connections, {args.seconds} s x {args.repeat} runs "
+        "each (medians), 127.0.0.1"
+    )
     for name, r in results.items():
         print(f"  {name:<22} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "
               f"p99 {r['p99']:6.2f} ms  errors {r['errors']}")  # fmt: skip
-    names = list(results)
-    ratio = results[names[1]]["rps"] / results[names[0]]["rps"]
-    print(f"  ratio neuron / trivial req/s: {ratio:.3f}   (neuron response: {size / 1024:.0f} KiB)")
+    spread = ", ".join(f"{r:.3f}" for r in ratios)
+    print(f"  ratio neuron / trivial req/s: {statistics.median(ratios):.3f} (runs: {spread})")
+    print(f"  neuron response: {size / 1024:.0f} KiB")
 
 
 if __name__ == "__main__":

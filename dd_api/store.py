@@ -60,19 +60,28 @@ class Partition:
 
     frame: pl.DataFrame
     columns: dict[str, object]
+    offsets: np.ndarray | None  # rows of neuron n are offsets[n]:offsets[n + 1]
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Partition:
-        return cls(frame, {name: _column(frame.get_column(name)) for name in frame.columns})
+        columns = {name: _column(frame.get_column(name)) for name in frame.columns}
+        offsets = None
+        if "neuron" in columns:
+            neurons = columns["neuron"]
+            top = int(neurons.max()) + 1 if len(neurons) else 0
+            offsets = np.searchsorted(neurons, np.arange(top + 1, dtype=neurons.dtype))
+        return cls(frame, columns, offsets)
 
     @property
     def height(self) -> int:
         return self.frame.height
 
     def neuron_rows(self, neuron: int) -> dict[str, object]:
-        """Every column sliced to one neuron's rows (binary search on the sorted neuron column)."""
-        neurons = self.columns["neuron"]
-        lo, hi = np.searchsorted(neurons, neuron, "left"), np.searchsorted(neurons, neuron, "right")
+        """Every column sliced to one neuron's rows (the table is sorted by neuron)."""
+        if self.offsets is None or neuron + 1 >= len(self.offsets):
+            lo = hi = 0
+        else:
+            lo, hi = self.offsets[neuron], self.offsets[neuron + 1]
         return {name: col[lo:hi] for name, col in self.columns.items()}
 
 
@@ -118,14 +127,14 @@ class DataStore:
     # -- versions -------------------------------------------------------------------------------
 
     def version(self, table: TableSpec) -> int | None:
-        with self._lock:
-            now = time.monotonic()
-            last = self._refreshed.get(table.name)
-            reader = self._readers[table.name]
-            if last is None or now - last >= self.settings.refresh_seconds:
-                self._refreshed[table.name] = now
-                return reader.refresh()
+        """The pinned version of a table, refreshed at most every `refresh_seconds`."""
+        reader = self._readers[table.name]
+        last = self._refreshed.get(table.name)
+        if last is not None and time.monotonic() - last < self.settings.refresh_seconds:
             return reader.version
+        with self._lock:
+            self._refreshed[table.name] = time.monotonic()
+            return reader.refresh()
 
     # -- frames ---------------------------------------------------------------------------------
 
