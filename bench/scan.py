@@ -3,7 +3,7 @@
     .venv/bin/python bench/scan.py                  # SmolLM2-135M, 96 documents of 128 tokens
     .venv/bin/python bench/scan.py --docs 48 --rss  # also peak RSS at two dataset sizes
 
-Baselines, same tokens, same batches, same process:
+Baselines, same tokens, same batches, same process, interleaved batch by batch:
   forward        the bridge's full forward pass (what "run the model" costs, unembedding included)
   forward-stop   the same forward stopped after the last block (no statistics kept)
   scan           our scan: forward-stop + top-k, moments and histogram for every neuron
@@ -42,13 +42,6 @@ def documents(bridge, n_docs: int, ctx: int) -> torch.Tensor:
     return torch.tensor([d.token_ids for d in docs])
 
 
-def timed(fn, batches) -> float:
-    start = time.perf_counter()
-    for b in batches:
-        fn(b)
-    return time.perf_counter() - start
-
-
 def run(args) -> dict:
     spec = load_registry(args.registry)[args.model]
     bridge = load_bridge(spec)
@@ -58,21 +51,25 @@ def run(args) -> dict:
     layers = list(range(shape.n_layers))
     reader = LayerActivations(bridge, layers, spec.hook)
     n_tokens = tokens.numel()
+    state = ActivationScan(layers, shape.d_mlp, len(tokens), ScanConfig(top_k=spec.top_k))
+    modes = {
+        "forward": lambda b, _start: bridge(b),
+        "forward-stop": lambda b, _start: reader(b),
+        "scan": lambda b, start: state.update(reader(b), torch.arange(start, start + len(b))),
+    }
+    if args.scan_only:
+        modes = {"scan": modes["scan"]}
+    seconds = dict.fromkeys(modes, 0.0)
     with torch.inference_mode():
         bridge(batches[0])  # warm-up
-        results = {}
-        if not args.scan_only:
-            results["forward"] = timed(lambda b: bridge(b), batches)
-            results["forward-stop"] = timed(reader, batches)
-        state = ActivationScan(layers, shape.d_mlp, len(tokens), ScanConfig(top_k=spec.top_k))
-        offsets = iter(range(0, len(tokens), args.batch))
-
-        def scan_batch(b):
-            start = next(offsets)
-            state.update(reader(b), torch.arange(start, start + len(b)))
-
-        results["scan"] = timed(scan_batch, batches)
+        # Interleave the modes batch by batch, so drift on a shared machine hits all of them alike.
+        for i, batch in enumerate(batches):
+            for name, fn in modes.items():
+                start = time.perf_counter()
+                fn(batch, i * args.batch)
+                seconds[name] += time.perf_counter() - start
         state.result()
+    results = seconds
     return {
         "tokens": n_tokens,
         "tokens_per_s": {k: n_tokens / v for k, v in results.items()},
