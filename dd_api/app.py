@@ -17,13 +17,17 @@ Errors are JSON ``{"status_code", "detail"}``: 404 for unknown names and out-of-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated, Any
+
 import orjson
 from litestar import Litestar, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
@@ -45,10 +49,30 @@ SWAGGER_ASSETS = "/static/swagger-ui"
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def json_response(payload: object) -> Response[bytes]:
+@dataclass
+class ErrorBody:
+    status_code: int
+    detail: str
+
+
+ERRORS = {
+    400: ResponseSpec(ErrorBody, description="Malformed layer or neuron index"),
+    404: ResponseSpec(ErrorBody, description="Unknown model or service, or index out of range"),
+}
+Layer = Annotated[str, Parameter(description="Layer index, 0-based (malformed: 400)")]
+Neuron = Annotated[str, Parameter(description="Neuron index within the layer, 0-based")]
+Model = Annotated[str, Parameter(description="Model name from GET /api")]
+Service = Annotated[
+    str, Parameter(description="neuroscope, activation_stats, logit_effects, ... or all")
+]
+Payload = dict[str, Any]
+
+
+def json_response(payload: object) -> Response[Payload]:
     """Encode with orjson: payloads carry numpy float32 arrays (per-token activations), which
     orjson writes ~2.4x faster than converting them to Python floats first."""
-    return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
+    body = orjson.dumps(payload, option=JSON_OPTIONS)
+    return Response(body, media_type="application/json")  # type: ignore[arg-type]
 
 
 def _index(what: str, raw: str, bound: int, context: str) -> int:
@@ -113,7 +137,7 @@ def _serve(store: DataStore, model: str, service: str, layer: str | None, neuron
 
 
 @get("/api", operation_id="listModels", summary="Served models", sync_to_thread=False)
-def list_models(state: State) -> Response[bytes]:
+def list_models(state: State) -> Response[Payload]:
     """Metadata of every registered model that has been materialized."""
     store: DataStore = state.store
     models = []
@@ -130,8 +154,9 @@ def list_models(state: State) -> Response[bytes]:
     operation_id="modelService",
     summary="Model-level data",
     sync_to_thread=False,
+    responses=ERRORS,
 )
-def model_service(state: State, model: str, service: str) -> Response[bytes]:
+def model_service(state: State, model: Model, service: Service) -> Response[Payload]:
     """One service (or ``all``) at model level, e.g. neuroscope's most important neurons."""
     return json_response(_serve(state.store, model, service, None, None))
 
@@ -141,8 +166,9 @@ def model_service(state: State, model: str, service: str) -> Response[bytes]:
     operation_id="layerService",
     summary="Layer-level data",
     sync_to_thread=False,
+    responses=ERRORS,
 )
-def layer_service(state: State, model: str, service: str, layer: str) -> Response[bytes]:
+def layer_service(state: State, model: Model, service: Service, layer: Layer) -> Response[Payload]:
     """One service (or ``all``) at layer level."""
     return json_response(_serve(state.store, model, service, layer, None))
 
@@ -152,10 +178,11 @@ def layer_service(state: State, model: str, service: str, layer: str) -> Respons
     operation_id="neuronService",
     summary="Neuron-level data",
     sync_to_thread=False,
+    responses=ERRORS,
 )
 def neuron_service(
-    state: State, model: str, service: str, layer: str, neuron: str
-) -> Response[bytes]:
+    state: State, model: Model, service: Service, layer: Layer, neuron: Neuron
+) -> Response[Payload]:
     """One service (or ``all``) for one neuron, e.g. its Neuroscope examples."""
     return json_response(_serve(state.store, model, service, layer, neuron))
 
