@@ -30,6 +30,12 @@ class BadRequest(DDError):
     status_code = 400
 
 
+class Unavailable(DDError):
+    """The data is being rewritten under us (e.g. a changed dataset); retrying will succeed."""
+
+    status_code = 503
+
+
 def dd_error_handler(_: Request, exc: DDError) -> Response:
     return Response(
         {"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dd_api.errors import NotFound
+from dd_api.errors import NotFound, Unavailable
 from dd_api.store import DataStore
 from dd_assets.tables import (
     DATASET_TOKENS,
@@ -125,6 +125,10 @@ def _texts(store: DataStore, model: str, rows: dict) -> list[dict]:
     texts = []
     for i, doc in enumerate(rows["doc_index"].tolist()):
         tokens, source = docs.get(doc, ([], ""))
+        if len(tokens) != len(activations[i]):
+            # The dataset was re-tokenized (new registry settings) and the examples are not
+            # rewritten yet: never pair activations with the wrong tokens.
+            raise Unavailable(f"{model}: examples are being recomputed for a new dataset; retry")
         texts.append(
             {
                 "min_activation": minima[i],

@@ -149,7 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _configure(args)
     if args.command == "materialize":
-        materialize(args.model, args.force)
+        try:
+            materialize(args.model, args.force)
+        except KeyError as exc:  # an unknown --model
+            parser.exit(2, f"deepdecipher: {exc.args[0]}\n")
     elif args.command == "serve":
         serve(args.host, args.port)
     else:

@@ -136,3 +136,22 @@ def test_killed_write_leaves_previous_version_served(tiny, data_copy, tmp_path, 
         again = storage.read(data_copy, NEURON_EXAMPLES, "tiny", [0])
         assert again.height == rows.height
         assert [client.get(p).json() for p in paths] == before
+
+
+def test_examples_never_pair_with_a_rewritten_dataset(tiny, data_copy, monkeypatch):
+    """Between a re-tokenized dataset and its new examples, the API answers 503, not wrong data."""
+    from dd_assets.tables import DATASET_TOKENS
+
+    monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
+    settings = ApiSettings(data_root=data_copy, refresh_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/tiny/neuroscope/0/3").status_code == 200
+        tokens = storage.read(data_copy, DATASET_TOKENS, "tiny")
+        shorter = tokens.with_columns(
+            pl.col("token_ids").list.head(12), pl.col("tokens").list.head(12)
+        )
+        storage.write_partition(data_copy, DATASET_TOKENS, shorter, "tiny")
+        r = client.get("/api/tiny/neuroscope/0/3")
+        assert r.status_code == 503 and "retry" in r.json()["detail"]
+        storage.write_partition(data_copy, DATASET_TOKENS, tokens, "tiny")
+        assert client.get("/api/tiny/neuroscope/0/3").status_code == 200
