@@ -27,6 +27,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Example
 from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
@@ -43,6 +44,7 @@ from dd_api.errors import (
 from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
+from dd_assets.registry import NAME_PATTERN
 
 MAX_INDEX_DIGITS = 12
 SWAGGER_ASSETS = "/static/swagger-ui"
@@ -59,11 +61,23 @@ ERRORS = {
     400: ResponseSpec(ErrorBody, description="Malformed layer or neuron index"),
     404: ResponseSpec(ErrorBody, description="Unknown model or service, or index out of range"),
 }
-Layer = Annotated[str, Parameter(description="Layer index, 0-based (malformed: 400)")]
-Neuron = Annotated[str, Parameter(description="Neuron index within the layer, 0-based")]
-Model = Annotated[str, Parameter(description="Model name from GET /api")]
+# Path segments are typed as strings (validated in `_index`), so that a malformed index gets our
+# 400 rather than a routing 404; the schema still documents what is valid.
+Layer = Annotated[
+    str, Parameter(description="Layer index, 0-based (malformed: 400)", pattern=r"^[0-9]+$")
+]
+Neuron = Annotated[
+    str, Parameter(description="Neuron index within the layer, 0-based", pattern=r"^[0-9]+$")
+]
+Model = Annotated[
+    str, Parameter(description="Model name from GET /api", pattern=NAME_PATTERN.pattern)
+]
 Service = Annotated[
-    str, Parameter(description="neuroscope, activation_stats, logit_effects, ... or all")
+    str,
+    Parameter(
+        description="A service name, or all (every service at once)",
+        examples=[Example(value=name) for name in [*SERVICES, "all"]],
+    ),
 ]
 Payload = dict[str, Any]
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,13 +50,15 @@ def test_api_process_never_imports_torch_or_dagster(api_env):
     print(f"API import + create_app: {out.stdout.strip()} s")
 
 
-def test_real_socket(api_env):
+@contextmanager
+def running_server(env: dict[str, str]):
+    """`deepdecipher serve` as a real process on a free port; yields its base URL."""
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env)
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         start = time.monotonic()
         while True:
             try:
@@ -67,15 +70,21 @@ def test_real_socket(api_env):
             assert time.monotonic() - start < 60, "server did not start"
             time.sleep(0.1)
         print(f"server answered after {time.monotonic() - start:.2f} s")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+
+
+def test_real_socket(tiny):
+    env = {"DEEPDECIPHER_DATA_ROOT": tiny.root, "DEEPDECIPHER_REGISTRY": str(tiny.registry)}
+    with running_server(env) as base:
         r = httpx.get(f"{base}/api/tiny/neuroscope/0/7")
         assert r.status_code == 200 and len(r.json()["data"]["texts"]) == 5
         r = httpx.get(f"{base}/api/tiny/neuroscope/0/x")
         assert r.status_code == 400 and r.json()["status_code"] == 400
         r = httpx.delete(f"{base}/api/tiny/neuroscope/0/7")
         assert r.status_code == 405
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
 
 
 def test_new_delta_version_is_served_without_restart(tiny, data_copy, monkeypatch):
