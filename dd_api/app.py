@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from litestar import Litestar, Response, Router, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -47,6 +47,7 @@ from dd_api.store import DataStore
 from dd_assets.registry import NAME_PATTERN
 
 MAX_INDEX_DIGITS = 12
+MAX_URL_PART = 2048  # path and query string, each; longer requests get a JSON 414
 SWAGGER_ASSETS = "/static/swagger-ui"
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -61,16 +62,26 @@ ERRORS = {
     400: ResponseSpec(ErrorBody, description="Malformed layer or neuron index"),
     404: ResponseSpec(ErrorBody, description="Unknown model or service, or index out of range"),
 }
-# Path segments are typed as strings (validated in `_index`), so that a malformed index gets our
-# 400 rather than a routing 404; the schema still documents what is valid.
+# Path segments are typed as strings and validated in `_index`, so that a malformed index gets our
+# 400 with a helpful message; the patterns below only document what is valid (schema_extra is
+# not enforced by Litestar).
 Layer = Annotated[
-    str, Parameter(description="Layer index, 0-based (malformed: 400)", pattern=r"^[0-9]+$")
+    str,
+    Parameter(
+        description="Layer index, 0-based (malformed: 400)", schema_extra={"pattern": r"^[0-9]+$"}
+    ),
 ]
 Neuron = Annotated[
-    str, Parameter(description="Neuron index within the layer, 0-based", pattern=r"^[0-9]+$")
+    str,
+    Parameter(
+        description="Neuron index within the layer, 0-based", schema_extra={"pattern": r"^[0-9]+$"}
+    ),
 ]
 Model = Annotated[
-    str, Parameter(description="Model name from GET /api", pattern=NAME_PATTERN.pattern)
+    str,
+    Parameter(
+        description="Model name from GET /api", schema_extra={"pattern": NAME_PATTERN.pattern}
+    ),
 ]
 Service = Annotated[
     str,
@@ -87,6 +98,17 @@ def json_response(payload: object) -> Response[Payload]:
     orjson writes ~2.4x faster than converting them to Python floats first."""
     body = orjson.dumps(payload, option=JSON_OPTIONS)
     return Response(body, media_type="application/json")  # type: ignore[arg-type]
+
+
+def limit_request_size(request: Request) -> Response | None:
+    """Refuse over-long URLs before routing (uvicorn itself cuts off somewhere past 8 KiB)."""
+    if (
+        len(request.scope["path"]) > MAX_URL_PART
+        or len(request.scope["query_string"]) > MAX_URL_PART
+    ):
+        detail = f"URL too long: path and query string are limited to {MAX_URL_PART} bytes each"
+        return Response({"status_code": 414, "detail": detail}, status_code=414)
+    return None
 
 
 def _index(what: str, raw: str, bound: int, context: str) -> int:
@@ -218,6 +240,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[api, swagger_assets],
         state=State({"store": store, "settings": settings}),
+        before_request=limit_request_size,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         exception_handlers={
             DDError: dd_error_handler,
