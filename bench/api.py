@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
-
-REPO = Path(__file__).resolve().parents[1]
+from _common import local_server, run_wrk
 
 LUA = """
 math.randomseed(%(seed)d)
@@ -37,35 +29,6 @@ request = function()
   return wrk.format("GET", "/api/%(model)s/%(service)s/" .. l .. "/" .. n)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def parse_wrk(out: str) -> dict:
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        value, unit = float(m.group(1)), m.group(2)
-        return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "p50": ms("50%"),
-        "p99": ms("99%"),
-        "errors": int(errors.group(1)) if errors else 0,
-    }
-
-
-def run_wrk(url: str, seconds: int, connections: int, script: str | None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    if script:
-        cmd[1:1] = ["-s", script]
-    return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
 async def python_load(base: str, paths, seconds: int, connections: int) -> dict:
@@ -101,19 +64,7 @@ def main() -> None:
     args = p.parse_args()
     tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port)], cwd=REPO,
-        env={**os.environ, "DEEPDECIPHER_CACHE_PARTITIONS": "256"},
-    )  # fmt: skip
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
         meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
         layers, neurons = meta["num_layers"], meta["layer_size"]
         warm = time.perf_counter()
@@ -143,14 +94,11 @@ def main() -> None:
                     r = asyncio.run(python_load(base, paths, args.seconds, args.connections))
                 runs.setdefault(name, []).append(r)
         results = {
-            name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "errors")}
             for name, rs in runs.items()
         }
         ratios = [n["rps"] / t["rps"] for t, n in zip(*runs.values(), strict=True)]
         size = len(httpx.get(neuron_url).content)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
 
     print(
         f"load: {tool}, {args.connections} connections, {args.seconds} s x {args.repeat} runs "

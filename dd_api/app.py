@@ -25,6 +25,7 @@ from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Example
@@ -91,6 +92,11 @@ Service = Annotated[
     ),
 ]
 Payload = dict[str, Any]
+Limit = Annotated[
+    int | None,
+    Parameter(ge=1, le=ApiSettings.max_page_size, description="Page size of important_neurons"),
+]
+Offset = Annotated[int, Parameter(ge=0, le=10**9, description="Offset into important_neurons")]
 
 
 def json_response(payload: object) -> Response[Payload]:
@@ -154,6 +160,17 @@ def _one(store: DataStore, service, model: str, meta: dict, li: int | None, ni: 
     return {"data": data, "metadata": None if service.name == "metadata" else meta}
 
 
+def _page(payload: dict, limit: int | None, offset: int) -> dict:
+    """Slice the `important_neurons` list of a neuroscope model/layer payload, if asked to."""
+    data = payload.get("data")
+    if isinstance(data, dict) and "important_neurons" in data:
+        ranked = data["important_neurons"]
+        end = None if limit is None else offset + limit
+        data = {**data, "important_neurons": ranked[offset:end], "total": len(ranked)}
+        payload = {**payload, "data": data}
+    return payload
+
+
 def _serve(store: DataStore, model: str, service: str, layer: str | None, neuron: str | None):
     if service == "all":
         meta, li, ni = _resolve(store, model, layer, neuron)
@@ -192,9 +209,11 @@ def list_models(state: State) -> Response[Payload]:
     sync_to_thread=False,
     responses=ERRORS,
 )
-def model_service(state: State, model: Model, service: Service) -> Response[Payload]:
+def model_service(
+    state: State, model: Model, service: Service, limit: Limit = None, offset: Offset = 0
+) -> Response[Payload]:
     """One service (or ``all``) at model level, e.g. neuroscope's most important neurons."""
-    return json_response(_serve(state.store, model, service, None, None))
+    return json_response(_page(_serve(state.store, model, service, None, None), limit, offset))
 
 
 @get(
@@ -204,9 +223,16 @@ def model_service(state: State, model: Model, service: Service) -> Response[Payl
     sync_to_thread=False,
     responses=ERRORS,
 )
-def layer_service(state: State, model: Model, service: Service, layer: Layer) -> Response[Payload]:
+def layer_service(
+    state: State,
+    model: Model,
+    service: Service,
+    layer: Layer,
+    limit: Limit = None,
+    offset: Offset = 0,
+) -> Response[Payload]:
     """One service (or ``all``) at layer level."""
-    return json_response(_serve(state.store, model, service, layer, None))
+    return json_response(_page(_serve(state.store, model, service, layer, None), limit, offset))
 
 
 @get(
@@ -237,8 +263,15 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[list_models, model_service, layer_service, neuron_service, health],
     )
     swagger_assets = create_static_files_router(path=SWAGGER_ASSETS, directories=[swagger_ui_path])
+    middleware = []
+    if settings.rate_limit_per_minute > 0:
+        limit = RateLimitConfig(
+            rate_limit=("minute", settings.rate_limit_per_minute), exclude=["/health"]
+        )
+        middleware.append(limit.middleware)
     return Litestar(
         route_handlers=[api, swagger_assets],
+        middleware=middleware,
         state=State({"store": store, "settings": settings}),
         before_request=limit_request_size,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),

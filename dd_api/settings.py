@@ -23,8 +23,12 @@ class ApiSettings:
         default_factory=lambda: int(os.environ.get("DEEPDECIPHER_CACHE_PARTITIONS", "48"))
     )
     """How many (table, model, layer) partitions to keep in memory for point lookups."""
-    max_page_size: int = 10_000
-    """Upper bound of `limit` on list endpoints."""
+    max_page_size: int = 100_000
+    """Upper bound of `limit` on list endpoints (important neurons)."""
+    rate_limit_per_minute: int = field(
+        default_factory=lambda: int(os.environ.get("DEEPDECIPHER_RATE_LIMIT", "0"))
+    )
+    """Requests per minute per client address; 0 (default) turns rate limiting off."""
 
 
 @lru_cache

@@ -150,3 +150,22 @@ def test_cors_and_openapi(client):
     assert page.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in page.text
     js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000  # served locally, works offline
+
+
+def test_important_neurons_paginate(client):
+    full = client.get("/api/tiny/neuroscope").json()["data"]["important_neurons"]
+    page = client.get("/api/tiny/neuroscope?limit=10&offset=5").json()["data"]
+    assert page["important_neurons"] == full[5:15] and page["total"] == 192
+    layer = client.get("/api/tiny/neuroscope/1?limit=3").json()["data"]
+    assert len(layer["important_neurons"]) == 3 and layer["total"] == 96
+    for query in ("limit=0", "limit=x", "offset=-1", "limit=1000000000"):
+        r = client.get(f"/api/tiny/neuroscope?{query}")
+        assert r.status_code == 400 and r.json()["status_code"] == 400
+
+
+def test_optional_rate_limit(api_env):
+    settings = ApiSettings(rate_limit_per_minute=5)
+    with TestClient(create_app(settings)) as c:
+        codes = [c.get("/api/tiny/metadata").status_code for _ in range(7)]
+        assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+        assert c.get("/health").status_code == 200  # liveness is never limited

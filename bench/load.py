@@ -1,0 +1,64 @@
+"""Sustained mixed load on 127.0.0.1: every served route kind at once, many connections.
+
+    apt-get install -y wrk
+    .venv/bin/python bench/load.py --connections 64 --seconds 30
+
+Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
+logit_effects, all), layer-level and model-level routes, and reports req/s, p50/p99 and the count
+of non-2xx answers (must be 0; bad input is covered by the tests). A trivial /health run under the
+same load is the baseline. Search and UI routes join the mix when
+those features land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import httpx
+from _common import local_server, run_wrk
+
+LUA = """
+math.randomseed(1)
+local L, N, M = %(layers)d, %(neurons)d, "%(model)s"
+local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"}
+request = function()
+  local r = math.random()
+  local path
+  if r < 0.80 then
+    local s = neuron_services[math.random(#neuron_services)]
+    path = "/api/" .. M .. "/" .. s .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
+  elseif r < 0.90 then
+    path = "/api/" .. M .. "/neuroscope/" .. math.random(0, L - 1) .. "?limit=50"
+  else
+    path = "/api/" .. M .. "/metadata"
+  end
+  return wrk.format("GET", path)
+end
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--seconds", type=int, default=30)
+    p.add_argument("--connections", type=int, default=64)
+    args = p.parse_args()
+    with local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
+        meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
+        layers, neurons = meta["num_layers"], meta["layer_size"]
+        for layer in range(layers):  # warm every per-layer partition once
+            httpx.get(f"{base}/api/{args.model}/all/{layer}/0", timeout=120)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(LUA % {"layers": layers, "neurons": neurons, "model": args.model})
+        health = run_wrk(f"{base}/health", args.seconds, args.connections)
+        mixed = run_wrk(f"{base}/", args.seconds, args.connections, f.name)
+    print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
+    for name, r in (("trivial /health", health), ("mixed API routes", mixed)):
+        print(f"  {name:<18} {r['requests']:7d} requests  {r['rps']:7.0f} req/s  "
+              f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  non-2xx {r['errors']}  "
+              f"socket errors: {r['socket_errors']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
