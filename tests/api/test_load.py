@@ -1,0 +1,49 @@
+"""A short, bounded load test in CI: many concurrent clients, zero errors (bench/load.py is the
+long version with wrk)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import httpx
+
+from tests.api.test_live import running_server
+
+CONNECTIONS, SECONDS = 32, 5.0
+SERVICES = ["neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"]
+
+
+async def drive(base: str) -> tuple[int, list[int], list[float]]:
+    rng = random.Random(0)
+    statuses: list[int] = []
+    latencies: list[float] = []
+    deadline = time.monotonic() + SECONDS
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
+            start = time.perf_counter()
+            r = await client.get(path)
+            latencies.append(time.perf_counter() - start)
+            statuses.append(r.status_code)
+
+    limits = httpx.Limits(max_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(CONNECTIONS)))
+    return len(statuses), statuses, latencies
+
+
+def test_concurrent_clients_get_no_errors(tiny):
+    env = {"DEEPDECIPHER_DATA_ROOT": tiny.root, "DEEPDECIPHER_REGISTRY": str(tiny.registry)}
+    with running_server(env) as base:
+        total, statuses, latencies = asyncio.run(drive(base))
+    latencies.sort()
+    print(
+        f"{total} requests in {SECONDS:.0f} s over {CONNECTIONS} connections, "
+        f"p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms"
+    )
+    assert total > 100
+    assert set(statuses) == {200}
