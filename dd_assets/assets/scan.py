@@ -18,10 +18,10 @@ from dd_assets.tables import NEURON_EXAMPLE_CHOICES, NEURON_STATS
 class ScanSettings(dg.Config):
     """Knobs of the scan that are not per-model registry fields."""
 
-    hist_bins: int = 40
-    hist_stride: int = 4
-    quantile_sample: int = 512
-    per_band: int = 2
+    hist_bins: int = ScanConfig.hist_bins
+    hist_stride: int = ScanConfig.hist_stride
+    quantile_sample: int = ScanConfig.quantile_sample
+    per_band: int = ScanConfig.per_band
 
 
 @dg.multi_asset(
