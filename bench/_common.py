@@ -24,11 +24,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(**env: str):
+def local_server(workers: int = 1, **env: str):
     """`deepdecipher serve` on a free 127.0.0.1 port; yields the base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port),
+         "--workers", str(workers)],
         cwd=REPO, env={**os.environ, **env},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

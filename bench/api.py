@@ -61,15 +61,17 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     p.add_argument("--repeat", type=int, default=3, help="alternate the two loads; report medians")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = p.parse_args()
     tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
 
-    with local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
+    with local_server(args.workers, DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
         meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
         layers, neurons = meta["num_layers"], meta["layer_size"]
         warm = time.perf_counter()
-        for layer in range(layers):  # load every layer partition once
-            httpx.get(f"{base}/api/{args.model}/{args.service}/{layer}/0", timeout=60)
+        for _ in range(2 * args.workers):  # each worker has its own cache: reach most of them
+            for layer in range(layers):
+                httpx.get(f"{base}/api/{args.model}/{args.service}/{layer}/0", timeout=60)
         print(f"warm-up of {layers} layer partitions: {time.perf_counter() - warm:.1f} s")
         neuron_url = f"{base}/api/{args.model}/{args.service}/0/0"
         rng = random.Random(0)
@@ -102,7 +104,7 @@ def main() -> None:
 
     print(
         f"load: {tool}, {args.connections} connections, {args.seconds} s x {args.repeat} runs "
-        "each (medians), 127.0.0.1"
+        f"each (medians), 127.0.0.1, {args.workers} server worker(s)"
     )
     for name, r in results.items():
         print(f"  {name:<22} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "

@@ -67,9 +67,15 @@ def materialize(models: list[str] | None, force: bool) -> None:
     print(f"done: {len(report.model_runs)} model runs, {len(report.layer_runs)} layer runs")
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    if workers > 1:  # each worker process keeps its own partition cache
+        uvicorn.run(
+            "dd_api.app:create_app", factory=True, host=host, port=port, workers=workers,
+            log_level="warning",
+        )  # fmt: skip
+        return
     from dd_api.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("serve", help="serve the read-only API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
     u = sub.add_parser("up", help="materialize, then serve the API and the Dagster UI")
     u.add_argument("--model", action="append")
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         except KeyError as exc:  # an unknown --model
             parser.exit(2, f"deepdecipher: {exc.args[0]}\n")
     elif args.command == "serve":
-        serve(args.host, args.port)
+        serve(args.host, args.port, args.workers)
     else:
         up(args)
 
