@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 from deltalake import DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError
 
 from dd_assets.tables import TableSpec
 
@@ -86,11 +86,9 @@ def write_partition(
 def read(root: str, table: TableSpec, model: str, layers: list[int] | None = None) -> pl.DataFrame:
     """Rows of one model (and optionally some layers); an empty frame if nothing was written."""
     uri = table_uri(root, table)
-    try:
-        lf = pl.scan_delta(uri)
-    except (TableNotFoundError, FileNotFoundError):
+    if not DeltaTable.is_deltatable(uri):
         return pl.DataFrame(schema=table.schema)
-    return _filter(lf, model, layers).collect()
+    return _filter(pl.scan_delta(uri), model, layers).collect()
 
 
 def _filter(lf: pl.LazyFrame, model: str, layers: list[int] | None) -> pl.LazyFrame:
