@@ -106,14 +106,16 @@ def json_response(payload: object) -> Response[Payload]:
     return Response(body, media_type="application/json")  # type: ignore[arg-type]
 
 
-def limit_request_size(request: Request) -> Response | None:
-    """Refuse over-long URLs before routing (uvicorn itself cuts off somewhere past 8 KiB)."""
-    if (
-        len(request.scope["path"]) > MAX_URL_PART
-        or len(request.scope["query_string"]) > MAX_URL_PART
-    ):
+def guard_request(request: Request) -> Response | None:
+    """Refuse over-long URLs (uvicorn itself cuts off past ~8 KiB) and OPTIONS requests that are
+    not CORS preflights (the CORS middleware answers those before they get here)."""
+    too_long = max(len(request.scope["path"]), len(request.scope["query_string"])) > MAX_URL_PART
+    if too_long:
         detail = f"URL too long: path and query string are limited to {MAX_URL_PART} bytes each"
         return Response({"status_code": 414, "detail": detail}, status_code=414)
+    if request.method == "OPTIONS":
+        body = {"status_code": 405, "detail": "read-only API: only GET is allowed"}
+        return Response(body, status_code=405, headers={"Allow": "GET"})
     return None
 
 
@@ -273,7 +275,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[api, swagger_assets],
         middleware=middleware,
         state=State({"store": store, "settings": settings}),
-        before_request=limit_request_size,
+        before_request=guard_request,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         exception_handlers={
             DDError: dd_error_handler,

@@ -133,7 +133,7 @@ def test_bad_input_gets_a_json_error(client, path, status, fragment):
         assert len(r.text) < 1000  # long input is not echoed back whole
 
 
-@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "PATCH", "TRACE"])
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE"])
 def test_read_only(client, method):
     before = client.get("/api/tiny/neuroscope/0/0").json()
     r = client.request(method, "/api/tiny/neuroscope/0/0", content=b'{"texts": []}')
@@ -144,6 +144,9 @@ def test_read_only(client, method):
 def test_cors_and_openapi(client):
     r = client.get("/api/tiny/metadata", headers={"Origin": "https://example.org"})
     assert r.headers["access-control-allow-origin"] == "*"
+    preflight = {"Origin": "https://example.org", "Access-Control-Request-Method": "GET"}
+    r = client.options("/api/tiny/neuroscope/0/0", headers=preflight)
+    assert r.status_code == 204 and "GET" in r.headers["access-control-allow-methods"]
     spec = client.get("/schema/openapi.json").json()
     assert "/api/{model}/{service}/{layer}/{neuron}" in spec["paths"]
     page = client.get("/schema/swagger")
