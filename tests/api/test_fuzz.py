@@ -34,7 +34,8 @@ def test_api_conforms_to_its_schema(tiny, tmp_path, pin_model):
             f"{base}/schema/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,
             "--seed", "0",
         ]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        # Run in tmp_path: schemathesis keeps a cache folder in its working directory.
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = re.search(r"(\d+) generated, (\d+) passed", out.stdout)
     print(summary.group(0) if summary else out.stdout[-2000:])
     assert out.returncode == 0, out.stdout[-4000:]
