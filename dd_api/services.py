@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from dd_api.errors import NotFound, Unavailable
-from dd_api.store import DataStore
+from dd_api.store import ALL_TABLES, DataStore
 from dd_assets.tables import (
     DATASET_TOKENS,
     LOGIT_EFFECTS,
@@ -62,7 +62,7 @@ class Service:
 
 def metadata_object(store: DataStore, model: str) -> dict:
     """DeepDecipher's metadata object, cached until any table changes."""
-    return store.derived("metadata", store.all_versions(), model, lambda: _metadata(store, model))
+    return store.derived("metadata", ALL_TABLES, model, lambda: _metadata(store, model))
 
 
 def _metadata(store: DataStore, model: str) -> dict:
@@ -178,7 +178,11 @@ def neuroscope_layer(store: DataStore, model: str, layer: int) -> dict:
 
 
 def neuroscope_model(store: DataStore, model: str) -> dict:
-    return {"important_neurons": _important(store.importance(model))}
+    # Every neuron of the model (46k for SmolLM2): build the list once per table version.
+    ranked = store.derived(
+        "important_neurons", (NEURON_EXAMPLES,), model, lambda: _important(store.importance(model))
+    )
+    return {"important_neurons": ranked}
 
 
 def quantile_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:

@@ -72,10 +72,6 @@ class Partition:
             offsets = np.searchsorted(neurons, np.arange(top + 1, dtype=neurons.dtype))
         return cls(frame, columns, offsets)
 
-    @property
-    def height(self) -> int:
-        return self.frame.height
-
     def neuron_rows(self, neuron: int) -> dict[str, object]:
         """Every column sliced to one neuron's rows (the table is sorted by neuron)."""
         if self.offsets is None or neuron + 1 >= len(self.offsets):
@@ -83,6 +79,10 @@ class Partition:
         else:
             lo, hi = self.offsets[neuron], self.offsets[neuron + 1]
         return {name: col[lo:hi] for name, col in self.columns.items()}
+
+
+ALL_TABLES = tuple(TABLES.values())
+"""For derived values that depend on every table (metadata lists the available services)."""
 
 
 class DataStore:
@@ -178,10 +178,6 @@ class DataStore:
     def metadata_row(self, model: str) -> dict | None:
         df = self.frame(MODEL_METADATA, model)
         return df.row(0, named=True) if df.height else None
-
-    def all_versions(self) -> tuple[TableSpec, ...]:
-        """Every table, for values that depend on all of them (e.g. available services)."""
-        return tuple(TABLES.values())
 
     def layers_present(self, table: TableSpec, model: str) -> set[int]:
         """Layers of `model` that have rows in a per-layer table (from the Delta log, no scan)."""
