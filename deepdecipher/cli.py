@@ -46,8 +46,8 @@ def materialize(models: list[str] | None, force: bool) -> None:
             bar = bars[what] = tqdm(total=total, desc=what, unit="doc")
         bar.n = done
         bar.refresh()
-        if done >= total:
-            bar.close()
+        if done >= total:  # a later model starts a fresh bar of the same name
+            bars.pop(what).close()
 
     _common.progress_hook = on_progress
     try:
