@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from dagster_project.jobs import ALL_ASSETS, layer_job, model_job
+from dagster_project.jobs import ALL_ASSETS, layer_job, model_job, summary_job
 from dagster_project.resources import build_resources
-from dagster_project.sensors import layer_sensor, registry_sensor
+from dagster_project.sensors import layer_sensor, registry_sensor, summary_sensor
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[model_job, layer_job],
-    sensors=[registry_sensor, layer_sensor],
+    jobs=[model_job, layer_job, summary_job],
+    sensors=[registry_sensor, layer_sensor, summary_sensor],
     resources=build_resources(),
 )

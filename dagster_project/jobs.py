@@ -1,17 +1,21 @@
-"""Jobs: one runs a model's model-level assets, the other one (model, layer) partition."""
+"""Jobs: a model's model-level assets, one (model, layer) partition, and the model-wide summaries."""
 
 import dagster as dg
 
 from dd_assets.assets.logit_effects import logit_effects
 from dd_assets.assets.metadata import model_metadata
+from dd_assets.assets.n2g import n2g_graphs, n2g_token_index, neuron_similarity
 from dd_assets.assets.neuroscope import neuron_examples
 from dd_assets.assets.scan import activation_scan
+from dd_assets.assets.tokenizer import model_tokenizer
 from dd_assets.assets.tokens import dataset_tokens
 from dd_assets.partitions import model_layer_partitions, model_partitions
 
-MODEL_ASSETS = [dataset_tokens, activation_scan, neuron_examples, model_metadata]
-LAYER_ASSETS = [logit_effects]
-ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS]
+MODEL_ASSETS = [dataset_tokens, activation_scan, neuron_examples, model_metadata, model_tokenizer]
+LAYER_ASSETS = [logit_effects, n2g_graphs]
+# Model-level assets that read every layer of a per-layer asset: run after all layers are done.
+SUMMARY_ASSETS = [n2g_token_index, neuron_similarity]
+ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS, *SUMMARY_ASSETS]
 
 model_job = dg.define_asset_job(
     "model_assets",
@@ -24,4 +28,10 @@ layer_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*LAYER_ASSETS),
     partitions_def=model_layer_partitions,
     description="Per-layer assets of one (model, layer) partition.",
+)
+summary_job = dg.define_asset_job(
+    "summary_assets",
+    selection=dg.AssetSelection.assets(*SUMMARY_ASSETS),
+    partitions_def=model_partitions,
+    description="Model-wide indexes built from every layer: N2G token search, similar neurons.",
 )

@@ -3,13 +3,15 @@
 import os
 
 from dd_assets.io_manager import DeltaIOManager
-from dd_assets.resources import ModelLoader, RegistryResource
+from dd_assets.resources import DeltaTables, ModelLoader, RegistryResource
 from dd_assets.settings import data_root, registry_path
 
 
 def build_resources(root: str | None = None, registry: str | None = None) -> dict[str, object]:
+    root = root or data_root()
     return {
-        "io_manager": DeltaIOManager(root=root or data_root()),
+        "io_manager": DeltaIOManager(root=root),
+        "tables": DeltaTables(root=root),
         "registry": RegistryResource(path=registry or str(registry_path())),
         "models": ModelLoader(device=os.environ.get("DEEPDECIPHER_DEVICE", "")),
     }

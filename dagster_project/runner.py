@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS, MODEL_ASSETS
+from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS, MODEL_ASSETS, SUMMARY_ASSETS
 from dagster_project.resources import build_resources
 from dd_assets import storage
 from dd_assets.partitions import layer_key, layer_partitions, model_partitions
@@ -24,6 +24,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 class MaterializeReport:
     model_runs: list[str] = field(default_factory=list)
     layer_runs: list[str] = field(default_factory=list)
+    summary_runs: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -43,7 +44,7 @@ def materialize_models(
     layer_iter: Callable = lambda it, **_kw: it,
     quiet: bool = True,
 ) -> MaterializeReport:
-    """Materialize the model-level assets, then every layer, of each selected model.
+    """Materialize the model-level assets, every layer, then the model-wide indexes of each model.
 
     Partitions already materialized are skipped unless `force`. Unknown model names raise
     KeyError before any work starts.
@@ -88,4 +89,16 @@ def materialize_models(
                 run_config=run_config,
             )
             report.layer_runs.append(str(key))
+        summarized = instance.get_materialized_partitions(SUMMARY_ASSETS[0].key)
+        if todo or force or name not in summarized:
+            on_stage(f"[{name}] model-wide indexes: N2G token search, similar neurons")
+            dg.materialize(
+                ALL_ASSETS,
+                selection=SUMMARY_ASSETS,
+                partition_key=name,
+                instance=instance,
+                resources=resources,
+                run_config=run_config,
+            )
+            report.summary_runs.append(name)
     return report

@@ -4,12 +4,14 @@
 model-level job for it (only for it: other models are untouched), and drops the partitions of
 models removed from the registry. `layer_sensor` waits until a model's metadata is materialized,
 which is when its layer count is known, then adds layer keys and requests each missing
-(model, layer) partition of the per-layer assets.
+(model, layer) partition of the per-layer assets. `summary_sensor` rebuilds a model's model-wide
+indexes (token search, similar neurons) once every layer has its N2G graphs, and again whenever a
+layer's graphs are rewritten.
 """
 
 import dagster as dg
 
-from dagster_project.jobs import LAYER_ASSETS, layer_job, model_job
+from dagster_project.jobs import LAYER_ASSETS, SUMMARY_ASSETS, layer_job, model_job, summary_job
 from dd_assets.partitions import layer_key, layer_partitions, model_partitions
 from dd_assets.resources import RegistryResource
 
@@ -71,3 +73,45 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
 def layer_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
     """Request every missing (model, layer) partition once the model's layer count is known."""
     return layer_requests(context.instance, registry)
+
+
+def summary_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> dg.SensorResult:
+    graphs = dg.AssetKey("n2g_graphs")
+    summary = SUMMARY_ASSETS[0].key
+    done = {str(k) for k in instance.get_materialized_partitions(graphs)}
+    runs = []
+    for model in registry.load().names:
+        layers = [str(layer_key(model, i)) for i in range(_num_layers(instance, model) or 0)]
+        if not layers or not all(k in done for k in layers):
+            continue
+        latest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=graphs, asset_partitions=layers), limit=1
+        ).records
+        built = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=summary, asset_partitions=[model]), limit=1
+        ).records
+        if built and built[0].storage_id > latest[0].storage_id:
+            continue
+        runs.append(
+            dg.RunRequest(partition_key=model, run_key=f"summary:{model}:{latest[0].storage_id}")
+        )
+    return dg.SensorResult(run_requests=runs)
+
+
+def _num_layers(instance: dg.DagsterInstance, model: str) -> int | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_metadata"), asset_partitions=[model]),
+        limit=1,
+    ).records
+    entry = records[0].asset_materialization if records else None
+    if entry is None or "num_layers" not in entry.metadata:
+        return None
+    return int(entry.metadata["num_layers"].value)
+
+
+@dg.sensor(
+    job=summary_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def summary_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
+    """Rebuild a model's token index and similar neurons after its layers' graphs change."""
+    return summary_requests(context.instance, registry)

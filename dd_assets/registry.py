@@ -86,6 +86,41 @@ class DatasetSpec:
         }[self.kind]
 
 
+AUGMENTERS = ("embedding", "subject", "none")
+
+
+@dataclass(frozen=True)
+class N2GSpec:
+    """Neuron2Graph settings of a model (method defaults live in `dd_assets.methods.n2g`)."""
+
+    neurons_per_layer: int | None = 16  # the most active neurons of each layer; None = all
+    augmenter: str = "embedding"  # embedding | subject | none | mlm:<masked LM name or path>
+    augmented_saliency: bool = True  # False: augmentations reuse their original's importances
+    max_augmentations: int = 5
+    mask_token: str | int = "pad"  # "pad": the tokenizer's pad token (else id 1), or a token id
+    normalize_tokens: bool = True
+    predict_mode: str = "longest"
+    similarity_threshold: float = 0.4
+    similarity_compat: bool = False  # reproduce DeepDecipher's served similarity values
+    max_batch_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.neurons_per_layer is not None and self.neurons_per_layer < 0:
+            raise ValueError("n2g.neurons_per_layer must be >= 0 (or null for all neurons)")
+        if self.augmenter not in AUGMENTERS and not self.augmenter.startswith("mlm:"):
+            raise ValueError(
+                f"n2g.augmenter {self.augmenter!r} is not one of {AUGMENTERS} or mlm:<name>"
+            )
+        if self.predict_mode not in ("longest", "max"):
+            raise ValueError("n2g.predict_mode must be 'longest' or 'max'")
+        if isinstance(self.mask_token, str) and self.mask_token != "pad":
+            raise ValueError("n2g.mask_token must be 'pad' or a token id")
+        if not 0 < self.similarity_threshold <= 1:
+            raise ValueError("n2g.similarity_threshold must be in (0, 1]")
+        if self.max_batch_tokens < 64:
+            raise ValueError("n2g.max_batch_tokens must be >= 64")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One registry entry: everything the pipeline needs to scan a model's MLP neurons."""
@@ -99,6 +134,7 @@ class ModelSpec:
     top_k: int = 20
     batch_size: int = 16
     dtype: str = "float32"
+    n2g: N2GSpec = field(default_factory=N2GSpec)
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -156,6 +192,7 @@ def parse_registry(data: dict[str, Any]) -> Registry:
         entry = dict(entry)
         entry["loader"] = LoaderSpec(**entry.get("loader", {}))
         entry["dataset"] = DatasetSpec(**(entry.get("dataset") or {}))
+        entry["n2g"] = N2GSpec(**(entry.get("n2g") or {}))
         models.append(ModelSpec(**entry))
     return Registry(tuple(models))
 

@@ -25,3 +25,15 @@ class ModelLoader(dg.ConfigurableResource):
 
     def bridge(self, spec: ModelSpec):
         return load_bridge(spec, self.device or None)
+
+
+class DeltaTables(dg.ConfigurableResource):
+    """Direct, filtered reads of the Delta tables, for assets that need a slice of an upstream
+    table (one layer, a few columns) rather than everything the IO manager would load."""
+
+    root: str
+
+    def read(self, table, model: str, layers: list[int] | None = None, columns=None):
+        from dd_assets import storage
+
+        return storage.read(self.root, table, model, layers, columns)

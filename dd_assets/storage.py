@@ -83,12 +83,20 @@ def write_partition(
     raise RuntimeError(f"table {table.name}: gave up after {COMMIT_RETRIES} commit conflicts")
 
 
-def read(root: str, table: TableSpec, model: str, layers: list[int] | None = None) -> pl.DataFrame:
-    """Rows of one model (and optionally some layers); an empty frame if nothing was written."""
+def read(
+    root: str,
+    table: TableSpec,
+    model: str,
+    layers: list[int] | None = None,
+    columns: list[str] | None = None,
+) -> pl.DataFrame:
+    """Rows of one model (and optionally some layers, some columns); empty if nothing was written."""
     uri = table_uri(root, table)
     if not DeltaTable.is_deltatable(uri):
-        return pl.DataFrame(schema=table.schema)
-    return _filter(pl.scan_delta(uri), model, layers).collect()
+        empty = pl.DataFrame(schema=table.schema)
+        return empty.select(columns) if columns else empty
+    lf = _filter(pl.scan_delta(uri), model, layers)
+    return (lf.select(columns) if columns else lf).collect()
 
 
 def _filter(lf: pl.LazyFrame, model: str, layers: list[int] | None) -> pl.LazyFrame:

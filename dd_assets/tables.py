@@ -161,6 +161,84 @@ MODEL_METADATA = TableSpec(
     description="One row per model: its shape and how its data was computed.",
 )
 
+N2G_GRAPHS = TableSpec(
+    name="n2g_graphs",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        augmenter=STR,  # what proposed the substitutes: embedding, subject, mlm:<name>, none
+        base_max_act=F32,  # the normaliser: the neuron's max activation over the dataset
+        train_docs=pl.List(I64),  # doc_index of the examples the graph was built from
+        test_docs=pl.List(I64),  # held-out examples the fidelity is measured on
+        prompts=I32,  # pruned prompts
+        samples=I32,  # prompts plus augmentations
+        lines=I32,  # paths inserted into the tries
+        precision=pl.Float64,  # firing class on the test tokens; null when undefined
+        recall=pl.Float64,
+        f1=pl.Float64,
+        baseline_precision=pl.Float64,  # token-lookup baseline on the same tokens
+        baseline_recall=pl.Float64,
+        baseline_f1=pl.Float64,
+        test_tokens=I32,
+        firing_tokens=I32,
+        activating_tokens=pl.List(STR),  # search keys (trimmed, lower-cased)
+        activating_values=pl.List(F32),  # max normalised activation per activating token
+        important_tokens=pl.List(STR),
+        trie=STR,  # the prediction trie as JSON (the simulator)
+        graph=STR,  # DeepDecipher's compact graph JSON
+        dot=STR,  # Graphviz source
+        svg=STR,  # server-rendered picture
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="Neuron2Graph per neuron: tries, pictures and held-out fidelity vs token lookup.",
+)
+
+N2G_TOKEN_INDEX = TableSpec(
+    name="n2g_token_index",
+    schema=_schema(
+        model=STR,
+        token=STR,  # search key: trimmed, lower-cased
+        kind=STR,  # "activating" or "important"
+        layer=I32,
+        neuron=I32,
+        activation=F32,  # max normalised activation of the token in the neuron's graph
+    ),
+    partition_by=("model",),
+    sort_by=("token", "kind", "layer", "neuron"),
+    description="Token -> neurons whose N2G graph holds the token (DeepDecipher's neuron store).",
+)
+
+NEURON_SIMILARITY = TableSpec(
+    name="neuron_similarity",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        other_layer=I32,
+        other_neuron=I32,
+        similarity=F32,
+    ),
+    partition_by=("model",),
+    sort_by=("layer", "neuron", "other_layer", "other_neuron"),
+    description="Pairs of neurons (any layers) whose N2G token sets overlap (pooled overlap).",
+)
+
+MODEL_TOKENIZER = TableSpec(
+    name="model_tokenizer",
+    schema=_schema(
+        model=STR,
+        tokenizer_json=STR,  # Hugging Face `tokenizers` serialisation; "" when unavailable
+        vocabulary=pl.List(STR),  # display string of every token id, as the tables show tokens
+        bos_id=I32,
+        special_ids=pl.List(I32),
+    ),
+    partition_by=("model",),
+    sort_by=("model",),
+    description="What the API needs to tokenize user text the way the model does (no torch).",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -170,5 +248,9 @@ TABLES: dict[str, TableSpec] = {
         NEURON_STATS,
         LOGIT_EFFECTS,
         MODEL_METADATA,
+        N2G_GRAPHS,
+        N2G_TOKEN_INDEX,
+        NEURON_SIMILARITY,
+        MODEL_TOKENIZER,
     )
 }

@@ -175,3 +175,18 @@ class MaskedLMAugmenter:
                     ranked.append(ids[0])
             out.append(_pick(self.vocab, int(prompt[pos]), ranked, self.special, k))
         return out
+
+
+def make_augmenter(
+    name: str, bridge, vocab: Sequence[str], special: set[int], pad_id: int
+) -> Augmenter:
+    """The augmenter a registry entry names (see the module docstring)."""
+    if name == "none":
+        return NoAugmenter()
+    if name == "embedding":
+        return EmbeddingAugmenter(bridge.W_E, vocab, special)
+    if name == "subject":
+        return SubjectModelAugmenter(bridge, vocab, special, pad_id)
+    if name.startswith("mlm:"):
+        return MaskedLMAugmenter(name.removeprefix("mlm:"), bridge.tokenizer, vocab, special)
+    raise ValueError(f"unknown augmenter {name!r}")
