@@ -33,6 +33,7 @@ from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
+from dd_api import n2g
 from dd_api.errors import (
     BadRequest,
     DDError,
@@ -46,6 +47,7 @@ from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
 from dd_assets.registry import NAME_PATTERN
+from dd_assets.tables import N2G_GRAPHS, N2G_TOKEN_INDEX
 
 MAX_INDEX_DIGITS = 12
 MAX_URL_PART = 2048  # path and query string, each; longer requests get a JSON 414
@@ -251,6 +253,70 @@ def neuron_service(
     return json_response(_serve(state.store, model, service, layer, neuron))
 
 
+SearchQuery = Annotated[
+    str | None,
+    Parameter(
+        query="query",  # `query` itself is a reserved handler argument in Litestar
+        description="type:token[,type:token...], type = any | activating | important; terms "
+        "intersect, types within a term unite; tokens are matched trimmed and lower-cased",
+        examples=[Example(value="any:the"), Example(value="activating:import,important:from")],
+    ),
+]
+SearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]
+Text = Annotated[
+    str | None, Parameter(description="Text to run the neuron's graph over (<= 2000 characters)")
+]
+
+
+def _missing(store: DataStore, model: str, meta: dict, tables) -> dict | None:
+    absent = [t.name for t in tables if not store.has_model(t, model)]
+    return {"missing_data_types": absent, "metadata": meta} if absent else None
+
+
+@get(
+    "/api/{model:str}/neuron2graph-search",
+    operation_id="neuron2graphSearch",
+    summary="Neurons whose N2G graph holds tokens",
+    sync_to_thread=False,
+    responses=ERRORS,
+)
+def neuron2graph_search(
+    state: State,
+    model: Model,
+    terms: SearchQuery = None,
+    limit: SearchLimit = 100,
+    offset: Offset = 0,
+) -> Response[Payload]:
+    """DeepDecipher's token search, ranked by the matched tokens' activation, paginated."""
+    store: DataStore = state.store
+    meta = _model(store, model)
+    missing = _missing(store, model, meta, (N2G_TOKEN_INDEX,))
+    if missing:
+        n2g.parse_query(terms)  # a malformed query is a 400 even before the index exists
+        return json_response(missing)
+    result = n2g.search(store, model, terms, limit, offset)
+    return json_response({**result, "limit": limit, "offset": offset, "metadata": meta})
+
+
+@get(
+    "/api/{model:str}/neuron2graph-predict/{layer:str}/{neuron:str}",
+    operation_id="neuron2graphPredict",
+    summary="A neuron's N2G-predicted activation over your text",
+    sync_to_thread=False,
+    responses=ERRORS,
+)
+def neuron2graph_predict(
+    state: State, model: Model, layer: Layer, neuron: Neuron, text: Text = None
+) -> Response[Payload]:
+    """The graph is the simulator: no model runs, only the stored tokenizer and trie."""
+    store: DataStore = state.store
+    meta, li, ni = _resolve(store, model, layer, neuron)
+    missing = _missing(store, model, meta, (N2G_GRAPHS,))
+    if missing:
+        return json_response(missing)
+    return json_response({"data": n2g.predict(store, model, li, ni, text), "metadata": meta})
+
+
 @get("/health", operation_id="health", summary="Liveness", sync_to_thread=False)
 def health() -> dict:
     """Answers without touching storage (the baseline of bench/api)."""
@@ -262,7 +328,15 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     store = DataStore(settings)
     api = Router(
         path="/",
-        route_handlers=[list_models, model_service, layer_service, neuron_service, health],
+        route_handlers=[
+            list_models,
+            model_service,
+            layer_service,
+            neuron_service,
+            neuron2graph_search,
+            neuron2graph_predict,
+            health,
+        ],
     )
     swagger_assets = create_static_files_router(path=SWAGGER_ASSETS, directories=[swagger_ui_path])
     middleware = []

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from dd_api import n2g
 from dd_api.errors import NotFound, Unavailable
 from dd_api.store import ALL_TABLES, DataStore
 from dd_assets.tables import (
     DATASET_TOKENS,
     LOGIT_EFFECTS,
     MODEL_METADATA,
+    N2G_GRAPHS,
     NEURON_EXAMPLES,
     NEURON_STATS,
     TableSpec,
@@ -317,8 +319,15 @@ SERVICES: dict[str, Service] = {
             "Top and bottom output tokens of W_out[layer, neuron] @ W_U.",
             neuron=logit_neuron,
         ),
-        # DeepDecipher's other services: always reported missing until their pipeline stages exist.
-        Service("neuron2graph", (), "Neuron2Graph token graph (not computed yet)."),
+        Service(
+            "neuron2graph",
+            (N2G_GRAPHS,),
+            "Neuron2Graph: token graph that predicts the neuron, its fidelity, similar neurons.",
+            model=n2g.graph_model,
+            layer=n2g.graph_layer,
+            neuron=n2g.graph_neuron,
+        ),
+        # DeepDecipher's other service: reported missing until its pipeline stage exists.
         Service("neuron_explainer", (), "LLM explanation scored by simulation (not computed yet)."),
     )
 }

@@ -30,6 +30,8 @@ from dd_assets.tables import (
     TableSpec,
 )
 
+LONG_STRING = 256
+
 
 def _column(series: pl.Series):
     """A column in the cheapest form to slice per request.
@@ -45,9 +47,10 @@ def _column(series: pl.Series):
         widths = series.list.len()
         if widths.min() == widths.max() and widths.null_count() == 0:
             return series.list.to_array(int(widths[0])).to_numpy()
-    if dtype == pl.String:
+    if dtype == pl.String and (series.str.len_chars().max() or 0) <= LONG_STRING:
         # Fixed-width unicode, not object: millions of small str objects would be traversed by
-        # every full garbage collection and show up as latency spikes.
+        # every full garbage collection and show up as latency spikes. Long strings (N2G's
+        # JSON, DOT and SVG) stay objects: a fixed width would pad every row to the longest.
         return np.asarray(series.fill_null("").to_list(), dtype=str)
     values = np.empty(series.len(), dtype=object)
     values[:] = series.to_list()

@@ -1,0 +1,297 @@
+"""Neuron2Graph on the API side: the graph service, token search and predictions over user text.
+
+Search follows DeepDecipher's grammar: ``type:token[,type:token...]`` with type ``activating``,
+``important`` or ``any``; a term matches the union of its types, terms intersect. Tokens are
+matched trimmed and lower-cased. Results are ranked by the strongest activation of a matched
+activating token (important-only matches rank after), then by (layer, neuron).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import polars as pl
+
+from dd_api.errors import BadRequest, NotFound, Unavailable, echo
+from dd_api.store import DataStore
+from dd_assets.methods.n2g.tokens import search_key
+from dd_assets.methods.n2g.trie import PredictionTrie
+from dd_assets.tables import MODEL_TOKENIZER, N2G_GRAPHS, N2G_TOKEN_INDEX, NEURON_SIMILARITY
+
+KINDS = ("activating", "important")
+TYPES = ("any", *KINDS)
+MAX_TERMS = 16
+MAX_PREDICT_CHARS = 2000
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else round(value, 6)
+
+
+# -- the graph service ------------------------------------------------------------------------
+
+
+def _similar_index(store: DataStore, model: str) -> dict[tuple[int, int], list[dict]]:
+    def build():
+        df = store.frame(NEURON_SIMILARITY, model).sort(
+            ["layer", "neuron", "similarity", "other_layer", "other_neuron"],
+            descending=[False, False, True, False, False],
+        )
+        out: dict[tuple[int, int], list[dict]] = {}
+        for layer, neuron, ol, on, sim in df.select(
+            "layer", "neuron", "other_layer", "other_neuron", "similarity"
+        ).iter_rows():
+            out.setdefault((layer, neuron), []).append(
+                {"layer": ol, "neuron": on, "similarity": round(float(sim), 4)}
+            )
+        return out
+
+    return store.derived("n2g_similar", (NEURON_SIMILARITY,), model, build)
+
+
+def _coverage_note(store: DataStore, model: str, layer: int) -> str:
+    covered = store.frame(N2G_GRAPHS, model, layer).height
+    size = store.metadata_row(model)["layer_size"]
+    return f"{covered} of {size} neurons of layer {layer} have a graph"
+
+
+def graph_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    rows = store.neuron_rows(N2G_GRAPHS, model, layer, neuron)
+    if len(rows["neuron"]) == 0:
+        raise NotFound(
+            f"no Neuron2Graph graph for neuron {neuron} of layer {layer} "
+            f"({_coverage_note(store, model, layer)}; the most active neurons come first)"
+        )
+    r = {name: col[0] for name, col in rows.items()}
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        # Stored as JSON text: passed through without decoding and re-encoding.
+        "graph": orjson.Fragment(r["graph"]),
+        "graphviz": r["dot"],
+        "svg": r["svg"],
+        "similar": _similar_index(store, model).get((layer, neuron), []),
+        "fidelity": {
+            "precision": _num(r["precision"]),
+            "recall": _num(r["recall"]),
+            "f1": _num(r["f1"]),
+            "test_tokens": int(r["test_tokens"]),
+            "firing_tokens": int(r["firing_tokens"]),
+            "baseline": {
+                "method": "token lookup",
+                "precision": _num(r["baseline_precision"]),
+                "recall": _num(r["baseline_recall"]),
+                "f1": _num(r["baseline_f1"]),
+            },
+        },
+        "augmenter": r["augmenter"],
+        "base_max_activation": _num(r["base_max_act"]),
+        "train_docs": r["train_docs"].tolist(),
+        "test_docs": r["test_docs"].tolist(),
+        "prompts": int(r["prompts"]),
+        "samples": int(r["samples"]),
+        "lines": int(r["lines"]),
+        "trie": orjson.Fragment(r["trie"]),
+    }
+
+
+def _summary(df: pl.DataFrame, layer_size: int) -> dict:
+    def mean(col: str) -> float | None:
+        return _num(df[col].drop_nulls().mean()) if df.height else None
+
+    return {
+        "num_neurons": layer_size,
+        "num_graphs": df.height,
+        "coverage": round(df.height / layer_size, 6) if layer_size else 0.0,
+        "mean_precision": mean("precision"),
+        "mean_recall": mean("recall"),
+        "mean_f1": mean("f1"),
+        "mean_baseline_precision": mean("baseline_precision"),
+        "mean_baseline_recall": mean("baseline_recall"),
+        "mean_baseline_f1": mean("baseline_f1"),
+    }
+
+
+def graph_layer(store: DataStore, model: str, layer: int) -> dict:
+    df = store.frame(N2G_GRAPHS, model, layer).sort(["f1", "neuron"], descending=[True, False])
+    out = _summary(df, store.metadata_row(model)["layer_size"])
+    out["neurons"] = [
+        {
+            "neuron": n,
+            "precision": _num(p),
+            "recall": _num(r),
+            "f1": _num(f),
+            "baseline_f1": _num(b),
+            "augmenter": a,
+        }
+        for n, p, r, f, b, a in df.select(
+            "neuron", "precision", "recall", "f1", "baseline_f1", "augmenter"
+        ).iter_rows()
+    ]
+    return out
+
+
+def graph_model(store: DataStore, model: str) -> dict:
+    size = store.metadata_row(model)["layer_size"]
+    layers = sorted(store.layers_present(N2G_GRAPHS, model))
+    frames = [store.frame(N2G_GRAPHS, model, layer) for layer in layers]
+    per_layer = [{"layer": la, **_summary(df, size)} for la, df in zip(layers, frames, strict=True)]
+    total = pl.concat(frames) if frames else pl.DataFrame(schema=N2G_GRAPHS.schema)
+    overall = _summary(total, size * len(layers)) if layers else _summary(total, 0)
+    return {"layers": per_layer, "overall": overall}
+
+
+# -- token search -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    kinds: tuple[str, ...]
+    token: str
+
+
+def parse_query(query: str | None) -> list[Term]:
+    """``any:the,activating:cat`` -> terms; BadRequest with the grammar for anything else."""
+    grammar = "expected type:token[,type:token...] with type one of any, activating, important"
+    if query is None or not query.strip():
+        raise BadRequest(f"query is empty; {grammar}")
+    parts = query.split(",")
+    if len(parts) > MAX_TERMS:
+        raise BadRequest(f"at most {MAX_TERMS} terms per query, got {len(parts)}")
+    terms = []
+    for part in parts:
+        kind, sep, token = part.partition(":")
+        kind = kind.strip().lower()
+        if not sep or kind not in TYPES:
+            raise BadRequest(f"malformed term {echo(part)}: {grammar}")
+        key = search_key(token)
+        if not key:
+            raise BadRequest(f"term {echo(part)} has an empty token: {grammar}")
+        terms.append(Term(KINDS if kind == "any" else (kind,), key))
+    return terms
+
+
+@dataclass(frozen=True)
+class TokenIndex:
+    """token -> (flat neuron ids, activation) per kind; flat id = layer * layer_size + neuron."""
+
+    layer_size: int
+    postings: dict[str, dict[str, dict[int, float]]]
+
+
+def token_index(store: DataStore, model: str) -> TokenIndex:
+    def build() -> TokenIndex:
+        size = store.metadata_row(model)["layer_size"]
+        df = store.frame(N2G_TOKEN_INDEX, model)
+        postings: dict[str, dict[str, dict[int, float]]] = {k: {} for k in KINDS}
+        flat = (df["layer"].cast(pl.Int64) * size + df["neuron"]).to_list()
+        for kind, token, fid, act in zip(
+            df["kind"].to_list(),
+            df["token"].to_list(),
+            flat,
+            df["activation"].to_list(),
+            strict=True,
+        ):
+            postings[kind].setdefault(token, {})[fid] = act if act is not None else 0.0
+        return TokenIndex(size, postings)
+
+    return store.derived("n2g_token_index", (N2G_TOKEN_INDEX,), model, build)
+
+
+def search(
+    store: DataStore, model: str, query: str | None, limit: int = 100, offset: int = 0
+) -> dict:
+    """Neurons matching every term, strongest first: ``{"data", "total", "query"}``."""
+    terms = parse_query(query)
+    index = token_index(store, model)
+    matched: dict[int, float] | None = None
+    for term in terms:
+        hits: dict[int, float] = {}
+        for kind in term.kinds:
+            for fid, act in index.postings[kind].get(term.token, {}).items():
+                score = act if kind == "activating" else -1.0
+                hits[fid] = max(hits.get(fid, -1.0), score)
+        if matched is None:
+            matched = hits
+        else:
+            matched = {f: max(matched[f], hits[f]) for f in matched.keys() & hits.keys()}
+    ranked = sorted((matched or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    size = index.layer_size
+    data = [
+        {
+            "layer": fid // size,
+            "neuron": fid % size,
+            "activation": round(score, 4) if score >= 0 else None,
+        }
+        for fid, score in ranked[offset : offset + limit]
+    ]
+    canonical = ",".join(f"{'any' if len(t.kinds) == 2 else t.kinds[0]}:{t.token}" for t in terms)
+    return {"data": data, "total": len(ranked), "query": canonical}
+
+
+# -- predictions over user text ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    tokenizer: object  # tokenizers.Tokenizer
+    vocabulary: list[str]
+    bos_id: int
+
+    def encode(self, text: str) -> list[int]:
+        return [self.bos_id, *self.tokenizer.encode(text, add_special_tokens=False).ids]
+
+
+def text_encoder(store: DataStore, model: str) -> TextEncoder:
+    def build() -> TextEncoder:
+        df = store.frame(MODEL_TOKENIZER, model)
+        if df.height == 0 or not df["tokenizer_json"][0]:
+            raise Unavailable(f"{model}: no tokenizer is stored, so text cannot be tokenized")
+        from tokenizers import Tokenizer
+
+        return TextEncoder(
+            Tokenizer.from_str(df["tokenizer_json"][0]),
+            df["vocabulary"][0].to_list(),
+            int(df["bos_id"][0]),
+        )
+
+    return store.derived("n2g_encoder", (MODEL_TOKENIZER,), model, build)
+
+
+def predict(store: DataStore, model: str, layer: int, neuron: int, text: str | None) -> dict:
+    """The graph's predicted activation for each token of `text` (tokenized like the model)."""
+    if text is None or text == "":
+        raise BadRequest("text is empty: pass ?text=... to predict over")
+    if len(text) > MAX_PREDICT_CHARS:
+        raise BadRequest(f"text is limited to {MAX_PREDICT_CHARS} characters, got {len(text)}")
+    rows = store.neuron_rows(N2G_GRAPHS, model, layer, neuron)
+    if len(rows["neuron"]) == 0:
+        raise NotFound(
+            f"no Neuron2Graph graph for neuron {neuron} of layer {layer} "
+            f"({_coverage_note(store, model, layer)})"
+        )
+    spec = store.registry()[model]
+    trie = store.derived(
+        f"n2g_trie:{layer}:{neuron}",
+        (N2G_GRAPHS,),
+        model,
+        lambda: PredictionTrie.from_json(orjson.loads(rows["trie"][0]), spec.n2g.normalize_tokens),
+    )
+    encoder = text_encoder(store, model)
+    ids = encoder.encode(text)
+    vocab = encoder.vocabulary
+    tokens = [vocab[i] if i < len(vocab) else f"<{i}>" for i in ids]
+    normalised = trie.predict(tokens, spec.n2g.predict_mode)[1:]  # BOS is context, not output
+    base = float(rows["base_max_act"][0])
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "tokens": tokens[1:],
+        "activations": np.round(normalised, 4),
+        "scaled_activations": np.round(normalised * base, 4),
+        "base_max_activation": _num(base),
+        "mode": spec.n2g.predict_mode,
+    }
