@@ -4,10 +4,10 @@
     .venv/bin/python bench/load.py --connections 64 --seconds 30
 
 Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
-logit_effects, all), layer-level and model-level routes, and reports req/s, p50/p99 and the count
-of non-2xx answers (must be 0; bad input is covered by the tests). A trivial /health run under the
-same load is the baseline. Search and UI routes join the mix when
-those features land.
+logit_effects, all), Neuron2Graph graphs of covered neurons, token searches and predictions,
+layer-level and model-level routes, and reports req/s, p50/p99 and the count of non-2xx answers
+(must be 0; bad input is covered by the tests). A trivial /health run under the same load is the
+baseline.
 """
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ LUA = """
 math.randomseed(1)
 local L, N, M = %(layers)d, %(neurons)d, "%(model)s"
 local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"}
+local graphs = {%(graphs)s}
+local tokens = {%(tokens)s}
 request = function()
   local r = math.random()
   local path
-  if r < 0.80 then
+  if r < 0.65 then
     local s = neuron_services[math.random(#neuron_services)]
     path = "/api/" .. M .. "/" .. s .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
-  elseif r < 0.90 then
+  elseif r < 0.75 and #graphs > 0 then
+    path = "/api/" .. M .. "/neuron2graph/" .. graphs[math.random(#graphs)]
+  elseif r < 0.82 and #tokens > 0 then
+    path = "/api/" .. M .. "/neuron2graph-search?query=any:" .. tokens[math.random(#tokens)]
+  elseif r < 0.85 and #graphs > 0 then
+    path = "/api/" .. M .. "/neuron2graph-predict/" .. graphs[math.random(#graphs)] .. "?text=def%%20main():%%20return%%20None"
+  elseif r < 0.92 then
     path = "/api/" .. M .. "/neuroscope/" .. math.random(0, L - 1) .. "?limit=50"
   else
     path = "/api/" .. M .. "/metadata"
@@ -36,6 +44,9 @@ request = function()
   return wrk.format("GET", path)
 end
 """
+
+
+SEARCH_TOKENS = ["the", "def", "return", "import", "self", "of", "is", "in", "for", "to"]
 
 
 def main() -> None:
@@ -47,10 +58,24 @@ def main() -> None:
     with local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
         meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
         layers, neurons = meta["num_layers"], meta["layer_size"]
+        graphs = []
         for layer in range(layers):  # warm every per-layer partition once
             httpx.get(f"{base}/api/{args.model}/all/{layer}/0", timeout=120)
+            summary = httpx.get(f"{base}/api/{args.model}/neuron2graph/{layer}", timeout=120)
+            if summary.status_code == 200 and "data" in summary.json():
+                graphs += [f'"{layer}/{n["neuron"]}"' for n in summary.json()["data"]["neurons"]]
+        tokens = [f'"{t}"' for t in SEARCH_TOKENS]
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(LUA % {"layers": layers, "neurons": neurons, "model": args.model})
+            f.write(
+                LUA
+                % {
+                    "layers": layers,
+                    "neurons": neurons,
+                    "model": args.model,
+                    "graphs": ",".join(graphs),
+                    "tokens": ",".join(tokens),
+                }
+            )
         health = run_wrk(f"{base}/health", args.seconds, args.connections)
         mixed = run_wrk(f"{base}/", args.seconds, args.connections, f.name)
     print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1")

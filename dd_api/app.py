@@ -253,18 +253,25 @@ def neuron_service(
     return json_response(_serve(state.store, model, service, layer, neuron))
 
 
+_TERM = r"\s*(any|activating|important)\s*:[^,]*[^,\s][^,]*"
 SearchQuery = Annotated[
-    str | None,
+    str,
     Parameter(
         query="query",  # `query` itself is a reserved handler argument in Litestar
         description="type:token[,type:token...], type = any | activating | important; terms "
-        "intersect, types within a term unite; tokens are matched trimmed and lower-cased",
+        "intersect, types within a term unite; tokens are matched trimmed and lower-cased. "
+        "Malformed: 400",
         examples=[Example(value="any:the"), Example(value="activating:import,important:from")],
+        schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{n2g.MAX_TERMS - 1}}}$"},
     ),
 ]
 SearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]
 Text = Annotated[
-    str | None, Parameter(description="Text to run the neuron's graph over (<= 2000 characters)")
+    str,
+    Parameter(
+        description="Text to run the neuron's graph over (1 to 2000 characters)",
+        schema_extra={"minLength": 1, "maxLength": n2g.MAX_PREDICT_CHARS},
+    ),
 ]
 
 
@@ -283,7 +290,7 @@ def _missing(store: DataStore, model: str, meta: dict, tables) -> dict | None:
 def neuron2graph_search(
     state: State,
     model: Model,
-    terms: SearchQuery = None,
+    terms: SearchQuery,
     limit: SearchLimit = 100,
     offset: Offset = 0,
 ) -> Response[Payload]:
@@ -306,7 +313,7 @@ def neuron2graph_search(
     responses=ERRORS,
 )
 def neuron2graph_predict(
-    state: State, model: Model, layer: Layer, neuron: Neuron, text: Text = None
+    state: State, model: Model, layer: Layer, neuron: Neuron, text: Text
 ) -> Response[Payload]:
     """The graph is the simulator: no model runs, only the stored tokenizer and trie."""
     store: DataStore = state.store

@@ -6,6 +6,7 @@ over 40 documents of the stdlib corpus in a few seconds, into a temporary Delta 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def tiny(tmp_path_factory, tokenizer_dir) -> Materialized:
     root = str(base / "data")
     report = materialize_models(instance, str(registry), root)
     return Materialized(root, registry, instance, report)
+
+
+@pytest.fixture
+def data_copy(tiny, tmp_path) -> str:
+    """A private copy of the tiny model's tables, safe to rewrite."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny.root, root)
+    return str(root)
 
 
 @pytest.fixture

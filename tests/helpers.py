@@ -61,7 +61,7 @@ def native_entry(name: str, tokenizer_dir: Path, n_layers: int = 2, **overrides)
         "token_budget": 24 * 40,
         "top_k": 5,
         "batch_size": 8,
-        "n2g": {"neurons_per_layer": 6},
+        "n2g": {"neurons_per_layer": None},  # every live neuron: the tiny model is cheap
     }
     entry.update(overrides)
     return entry

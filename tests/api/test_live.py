@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,14 +28,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def data_copy(tiny, tmp_path) -> str:
-    """A private copy of the tiny model's tables, safe to rewrite."""
-    root = tmp_path / "data"
-    shutil.copytree(tiny.root, root)
-    return str(root)
 
 
 def test_api_process_never_imports_torch_or_dagster(api_env):

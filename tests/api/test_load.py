@@ -12,7 +12,15 @@ import httpx
 from tests.api.test_live import running_server
 
 CONNECTIONS, SECONDS = 32, 5.0
-SERVICES = ["neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"]
+SERVICES = [
+    "neuroscope",
+    "quantile_examples",
+    "activation_stats",
+    "logit_effects",
+    "neuron2graph",  # every live tiny neuron has a graph
+    "all",
+]
+SEARCHES = ["the", "def", "return", "self", "of"]
 
 
 async def drive(base: str) -> tuple[int, list[int], list[float]]:
@@ -23,7 +31,12 @@ async def drive(base: str) -> tuple[int, list[int], list[float]]:
 
     async def client_loop(client: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
-            path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
+            if rng.random() < 0.1:
+                path = f"/api/tiny/neuron2graph-search?query=any:{rng.choice(SEARCHES)}"
+            elif rng.random() < 0.05:
+                path = f"/api/tiny/neuron2graph-predict/{rng.randrange(2)}/{rng.randrange(96)}?text=a+b"
+            else:
+                path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
             start = time.perf_counter()
             r = await client.get(path)
             latencies.append(time.perf_counter() - start)

@@ -84,9 +84,9 @@ def test_extra_services(client):
 
 
 def test_missing_services_answer_like_deepdecipher(client):
-    r = client.get("/api/tiny/neuron2graph/0/1")
+    r = client.get("/api/tiny/neuron_explainer/0/1")
     assert r.status_code == 200
-    assert r.json()["missing_data_types"] == ["neuron2graph"]
+    assert r.json()["missing_data_types"] == ["neuron_explainer"]
     assert "data" not in r.json()
 
 

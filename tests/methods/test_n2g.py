@@ -17,7 +17,9 @@ from dd_assets.methods.n2g.trie import END, IGNORE, Element, PredictionTrie, Vis
 def _line(*tokens: str, end: float) -> list[Element]:
     first, *rest = tokens
     line = [Element(first, importance=1.0, activation=end, important=True, activator=True)]
-    line += [Element(t, importance=0.9 if t != IGNORE else 0.1, important=t != IGNORE) for t in rest]
+    line += [
+        Element(t, importance=0.9 if t != IGNORE else 0.1, important=t != IGNORE) for t in rest
+    ]
     return [*line, Element(END, activation=end)]
 
 
