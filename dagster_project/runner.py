@@ -34,6 +34,19 @@ def _ensure_partitions(instance: dg.DagsterInstance, name: str, keys: list[str])
         instance.add_dynamic_partitions(name, missing)
 
 
+def _missing(instance: dg.DagsterInstance, assets: list, key: str, force: bool) -> list:
+    """The assets (of `assets`) with some output not yet materialized for partition `key`."""
+    if force:
+        return list(assets)
+    return [
+        a for a in assets if any(key not in instance.get_materialized_partitions(k) for k in a.keys)
+    ]
+
+
+def _names(assets: list) -> list[str]:
+    return [k.path[-1] for a in assets for k in a.keys]
+
+
 def materialize_models(
     instance: dg.DagsterInstance,
     registry_path: str,
@@ -56,49 +69,43 @@ def materialize_models(
     resources = build_resources(data_root, registry_path)
     run_config = QUIET if quiet else None
     report = MaterializeReport()
+
+    def _run(selection: list, key) -> None:
+        dg.materialize(
+            ALL_ASSETS,
+            selection=selection,
+            partition_key=key,
+            instance=instance,
+            resources=resources,
+            run_config=run_config,
+        )
+
     for name in names:
         _ensure_partitions(instance, model_partitions.name, [name])
-        done = instance.get_materialized_partitions(dg.AssetKey("model_metadata"))
-        if force or name not in done:
-            on_stage(f"[{name}] model-level assets: tokens, activation scan, Neuroscope examples")
-            dg.materialize(
-                ALL_ASSETS,
-                selection=MODEL_ASSETS,
-                partition_key=name,
-                instance=instance,
-                resources=resources,
-                run_config=run_config,
-            )
+        missing = _missing(instance, MODEL_ASSETS, name, force)
+        if missing:
+            # New asset kinds added to an existing install run alone; anything the scan feeds
+            # reruns the whole chain.
+            core = [a for a in MODEL_ASSETS if "model_tokenizer" not in _names([a])]
+            selection = MODEL_ASSETS if any(a in core for a in missing) else missing
+            on_stage(f"[{name}] model-level assets: {', '.join(_names(selection))}")
+            _run(selection, name)
             report.model_runs.append(name)
         else:
             report.skipped.append(name)
         n_layers = int(storage.read(data_root, MODEL_METADATA, name)["num_layers"][0])
         _ensure_partitions(instance, layer_partitions.name, [str(i) for i in range(n_layers)])
-        done_layers: set[str] = set()
-        for asset in LAYER_ASSETS:
-            done_layers |= {str(k) for k in instance.get_materialized_partitions(asset.key)}
-        keys = [layer_key(name, i) for i in range(n_layers)]
-        todo = [k for k in keys if force or str(k) not in done_layers]
-        for key in layer_iter(todo, desc=f"[{name}] per-layer assets", unit="layer"):
-            dg.materialize(
-                ALL_ASSETS,
-                selection=LAYER_ASSETS,
-                partition_key=key,
-                instance=instance,
-                resources=resources,
-                run_config=run_config,
-            )
+        todo = []
+        for i in range(n_layers):
+            key = layer_key(name, i)
+            assets = _missing(instance, LAYER_ASSETS, str(key), force)
+            if assets:
+                todo.append((key, assets))
+        for key, assets in layer_iter(todo, desc=f"[{name}] per-layer assets", unit="layer"):
+            _run(assets, key)
             report.layer_runs.append(str(key))
-        summarized = instance.get_materialized_partitions(SUMMARY_ASSETS[0].key)
-        if todo or force or name not in summarized:
+        if todo or _missing(instance, SUMMARY_ASSETS, name, force):
             on_stage(f"[{name}] model-wide indexes: N2G token search, similar neurons")
-            dg.materialize(
-                ALL_ASSETS,
-                selection=SUMMARY_ASSETS,
-                partition_key=name,
-                instance=instance,
-                resources=resources,
-                run_config=run_config,
-            )
+            _run(SUMMARY_ASSETS, name)
             report.summary_runs.append(name)
     return report

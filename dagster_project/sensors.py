@@ -44,9 +44,10 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
     names = set(registry.load().names)
     metadata_key = dg.AssetKey("model_metadata")
     have = instance.get_materialized_partitions(metadata_key)
-    done: set[str] = set()
-    for asset in LAYER_ASSETS:
-        done |= {str(k) for k in instance.get_materialized_partitions(asset.key)}
+    # A layer is done when every per-layer asset has it (assets added later still get requested).
+    done = set.intersection(
+        *({str(k) for k in instance.get_materialized_partitions(a.key)} for a in LAYER_ASSETS)
+    )
     known_layers = set(instance.get_dynamic_partitions(layer_partitions.name))
     new_layers: set[str] = set()
     runs = []

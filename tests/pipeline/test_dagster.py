@@ -6,7 +6,7 @@ import dagster as dg
 
 from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS
 from dagster_project.resources import build_resources
-from dagster_project.sensors import layer_sensor, registry_sensor
+from dagster_project.sensors import layer_sensor, registry_sensor, summary_requests
 from dd_assets import storage
 from dd_assets.partitions import layer_key
 from dd_assets.resources import RegistryResource
@@ -22,8 +22,18 @@ def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
-        "model_metadata", "logit_effects",
+        "model_metadata", "logit_effects", "model_tokenizer", "n2g_graphs", "n2g_token_index",
+        "neuron_similarity",
     }  # fmt: skip
+    assert defs.resolve_job_def("summary_assets") is not None
+
+
+def test_summary_sensor_waits_for_every_layer_and_runs_once(tiny):
+    registry = RegistryResource(path=str(tiny.registry))
+    # The session run built the summaries after the last layer: nothing to do.
+    assert summary_requests(tiny.instance, registry).run_requests == []
+    # A fresh instance knows no layers yet: nothing to summarise.
+    assert summary_requests(dg.DagsterInstance.ephemeral(), registry).run_requests == []
 
 
 def _tick(sensor, instance, registry_path):
