@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dd_assets.assets.explanations import explanations
 from dd_assets.assets.logit_effects import logit_effects
 from dd_assets.assets.metadata import model_metadata
 from dd_assets.assets.neuroscope import neuron_examples
@@ -10,7 +11,7 @@ from dd_assets.assets.tokens import dataset_tokens
 from dd_assets.partitions import model_layer_partitions, model_partitions
 
 MODEL_ASSETS = [dataset_tokens, activation_scan, neuron_examples, model_metadata]
-LAYER_ASSETS = [logit_effects]
+LAYER_ASSETS = [logit_effects, explanations]
 ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS]
 
 model_job = dg.define_asset_job(

@@ -73,9 +73,12 @@ def materialize_models(
             report.skipped.append(name)
         n_layers = int(storage.read(data_root, MODEL_METADATA, name)["num_layers"][0])
         _ensure_partitions(instance, layer_partitions.name, [str(i) for i in range(n_layers)])
-        done_layers: set[str] = set()
+        # A layer is done when every per-layer asset has it: a newly added asset still runs.
+        done_layers: set[str] | None = None
         for asset in LAYER_ASSETS:
-            done_layers |= {str(k) for k in instance.get_materialized_partitions(asset.key)}
+            have = {str(k) for k in instance.get_materialized_partitions(asset.key)}
+            done_layers = have if done_layers is None else done_layers & have
+        done_layers = done_layers or set()
         keys = [layer_key(name, i) for i in range(n_layers)]
         todo = [k for k in keys if force or str(k) not in done_layers]
         for key in layer_iter(todo, desc=f"[{name}] per-layer assets", unit="layer"):

@@ -42,9 +42,12 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
     names = set(registry.load().names)
     metadata_key = dg.AssetKey("model_metadata")
     have = instance.get_materialized_partitions(metadata_key)
-    done: set[str] = set()
+    # A layer is done when every per-layer asset has it.
+    done: set[str] | None = None
     for asset in LAYER_ASSETS:
-        done |= {str(k) for k in instance.get_materialized_partitions(asset.key)}
+        have_layer = {str(k) for k in instance.get_materialized_partitions(asset.key)}
+        done = have_layer if done is None else done & have_layer
+    done = done or set()
     known_layers = set(instance.get_dynamic_partitions(layer_partitions.name))
     new_layers: set[str] = set()
     runs = []
