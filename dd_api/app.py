@@ -42,6 +42,7 @@ from dd_api.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from dd_api.search import MAX_QUERY, search_payload
 from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
@@ -251,6 +252,39 @@ def neuron_service(
     return json_response(_serve(state.store, model, service, layer, neuron))
 
 
+SearchText = Annotated[
+    str,
+    Parameter(
+        description=f"Words to find in explanations (all must occur), at most {MAX_QUERY} characters",
+        examples=[Example(value="def")],
+    ),
+]
+SearchLimit = Annotated[int, Parameter(ge=1, le=100, description="Results per page")]
+SearchOffset = Annotated[int, Parameter(ge=0, le=10**6, description="Results to skip")]
+
+
+@get(
+    "/api/{model:str}/explanation-search",
+    operation_id="explanationSearch",
+    summary="Search neuron explanations",
+    sync_to_thread=False,
+    responses={
+        400: ResponseSpec(ErrorBody, description="Empty, over-long or malformed query"),
+        404: ResponseSpec(ErrorBody, description="Unknown model"),
+    },
+)
+def explanation_search(
+    state: State, model: Model, q: SearchText, limit: SearchLimit = 20, offset: SearchOffset = 0
+) -> Response[Payload]:
+    """Full-text search over a model's explanations, best match first, paginated.
+
+    Returns ``{"data": [{"layer", "neuron", "explanation", "score", "rank", "relevance"}],
+    "total", "query", "metadata"}``.
+    """
+    meta = _model(state.store, model)
+    return json_response(search_payload(state.store, model, meta, q, limit, offset))
+
+
 @get("/health", operation_id="health", summary="Liveness", sync_to_thread=False)
 def health() -> dict:
     """Answers without touching storage (the baseline of bench/api)."""
@@ -262,7 +296,14 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     store = DataStore(settings)
     api = Router(
         path="/",
-        route_handlers=[list_models, model_service, layer_service, neuron_service, health],
+        route_handlers=[
+            list_models,
+            model_service,
+            layer_service,
+            neuron_service,
+            explanation_search,
+            health,
+        ],
     )
     swagger_assets = create_static_files_router(path=SWAGGER_ASSETS, directories=[swagger_ui_path])
     middleware = []

@@ -93,7 +93,7 @@ def test_missing_services_answer_like_deepdecipher(client):
 def test_all_service(client):
     body = client.get("/api/tiny/all/0/3").json()
     assert body["neuroscope"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
-    assert body["neuron_explainer"] == {"missing_data_types": ["neuron_explainer"]}
+    assert body["neuron2graph"] == {"missing_data_types": ["neuron2graph"]}
     assert "error" in client.get("/api/tiny/all/0").json()["logit_effects"]
 
 
