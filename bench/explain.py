@@ -6,7 +6,8 @@ Reads `neuron_examples`, `dataset_tokens` and `logit_effects` from DEEPDECIPHER_
 only; nothing is written), explains and scores every neuron of each layer offline, and prints
 neurons/s (compute only, and with the layer's reads) and the score distribution per layer: mean,
 quartiles, and how many neurons have an undefined score. The baseline in the same run is the bare
-read of the layer's inputs.
+read of the layer's inputs. Then it builds the API's explanation-search index over every neuron's
+explanation and times queries against it (p50/p99, in-process, no HTTP).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import numpy as np
 import polars as pl
 
+from dd_api.search import ExplanationIndex
 from dd_assets import storage
 from dd_assets.assets.explanations import vocabulary
 from dd_assets.methods.explain.offline import offline_explanations
@@ -45,6 +47,7 @@ def main() -> None:
           f"{'q75':>6} {'null':>5}")  # fmt: skip
     read_s = compute_s = 0.0
     all_scores = []
+    frames = []
     for layer in layers:
         t0 = time.perf_counter()
         ex = storage.read(root, NEURON_EXAMPLES, args.model, [layer])
@@ -62,6 +65,7 @@ def main() -> None:
         compute_s += t2 - t1
         s = frame["score"].drop_nulls().to_numpy()
         all_scores.append(s)
+        frames.append(frame.with_columns(pl.lit(layer).cast(pl.Int32).alias("layer")))
         q = np.quantile(s, [0.25, 0.5, 0.75]) if s.size else [np.nan] * 3
         print(f"{layer:5d} {t1 - t0:7.2f} {t2 - t1:9.2f} {s.mean() if s.size else np.nan:6.3f} "
               f"{q[0]:6.3f} {q[1]:6.3f} {q[2]:6.3f} {frame['score'].null_count():5d}")  # fmt: skip
@@ -74,6 +78,19 @@ def main() -> None:
     print(f"all layers: mean score {s.mean():.3f}, quartiles "
           f"{', '.join(f'{v:.3f}' for v in np.quantile(s, [0.25, 0.5, 0.75]))}, "
           f"undefined {n - s.size} of {n}")  # fmt: skip
+    t0 = time.perf_counter()
+    index = ExplanationIndex.build(pl.concat(frames))
+    build_s = time.perf_counter() - t0
+    queries = ["tokens", "promotes", "def", "self", "after", "return", "the", "import os", "zzz"]
+    timings = []
+    for i in range(2000):
+        q = queries[i % len(queries)]
+        t0 = time.perf_counter()
+        index.search(q, 20, (i % 3) * 20)
+        timings.append(time.perf_counter() - t0)
+    p50, p99 = np.quantile(timings, [0.5, 0.99]) * 1e3
+    print(f"search index over {len(index.layer)} explanations: built in {build_s:.2f} s; "
+          f"query p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
     example = pl.DataFrame(frame).sort("score", descending=True, nulls_last=True).head(3)
     for row in example.iter_rows(named=True):
         print(

@@ -4,10 +4,10 @@
     .venv/bin/python bench/load.py --connections 64 --seconds 30
 
 Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
-logit_effects, all), layer-level and model-level routes, and reports req/s, p50/p99 and the count
-of non-2xx answers (must be 0; bad input is covered by the tests). A trivial /health run under the
-same load is the baseline. Search and UI routes join the mix when
-those features land.
+logit_effects, neuron_explainer, all), layer-level and model-level routes and explanation search,
+and reports req/s, p50/p99 and the count of non-2xx answers (must be 0; bad input is covered by the
+tests). A trivial /health run under the same load is the baseline. UI routes join the mix when
+that feature lands.
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ from _common import local_server, run_wrk
 LUA = """
 math.randomseed(1)
 local L, N, M = %(layers)d, %(neurons)d, "%(model)s"
-local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"}
+local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects",
+                         "neuron_explainer", "all"}
+local words = {"tokens", "promotes", "def", "the", "self", "after", "return", "import"}
 request = function()
   local r = math.random()
   local path
   if r < 0.80 then
     local s = neuron_services[math.random(#neuron_services)]
     path = "/api/" .. M .. "/" .. s .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
-  elseif r < 0.90 then
+  elseif r < 0.85 then
+    path = "/api/" .. M .. "/explanation-search?q=" .. words[math.random(#words)] .. "&limit=20"
+  elseif r < 0.92 then
     path = "/api/" .. M .. "/neuroscope/" .. math.random(0, L - 1) .. "?limit=50"
   else
     path = "/api/" .. M .. "/metadata"
@@ -49,6 +53,7 @@ def main() -> None:
         layers, neurons = meta["num_layers"], meta["layer_size"]
         for layer in range(layers):  # warm every per-layer partition once
             httpx.get(f"{base}/api/{args.model}/all/{layer}/0", timeout=120)
+        httpx.get(f"{base}/api/{args.model}/explanation-search?q=tokens", timeout=120)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(LUA % {"layers": layers, "neurons": neurons, "model": args.model})
         health = run_wrk(f"{base}/health", args.seconds, args.connections)

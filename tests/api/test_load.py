@@ -12,7 +12,11 @@ import httpx
 from tests.api.test_live import running_server
 
 CONNECTIONS, SECONDS = 32, 5.0
-SERVICES = ["neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"]
+SERVICES = [
+    "neuroscope", "quantile_examples", "activation_stats", "logit_effects", "neuron_explainer",
+    "all",
+]  # fmt: skip
+SEARCHES = ["tokens", "promotes", "after tokens"]
 
 
 async def drive(base: str) -> tuple[int, list[int], list[float]]:
@@ -23,7 +27,10 @@ async def drive(base: str) -> tuple[int, list[int], list[float]]:
 
     async def client_loop(client: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
-            path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
+            if rng.random() < 0.1:
+                path = f"/api/tiny/explanation-search?q={rng.choice(SEARCHES)}&limit=10"
+            else:
+                path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
             start = time.perf_counter()
             r = await client.get(path)
             latencies.append(time.perf_counter() - start)
