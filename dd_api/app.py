@@ -42,7 +42,7 @@ from dd_api.errors import (
     http_error_handler,
     internal_error_handler,
 )
-from dd_api.search import MAX_QUERY, search_payload
+from dd_api.search import MAX_QUERY, WORD, search_payload
 from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
@@ -257,6 +257,9 @@ SearchText = Annotated[
     Parameter(
         description=f"Words to find in explanations (all must occur), at most {MAX_QUERY} characters",
         examples=[Example(value="def")],
+        # Documented, checked in `search_payload` (400 with our message): a letter or digit
+        # (Unicode, as Python regexes read the pattern), at most MAX_QUERY characters.
+        schema_extra={"pattern": WORD.pattern, "max_length": MAX_QUERY},
     ),
 ]
 SearchLimit = Annotated[int, Parameter(ge=1, le=100, description="Results per page")]

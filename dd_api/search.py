@@ -19,7 +19,7 @@ from dd_api.errors import BadRequest, echo
 from dd_api.store import DataStore
 from dd_assets.tables import EXPLANATIONS
 
-WORD = re.compile(r"[^\W_]+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+")
 MAX_QUERY = 200
 MAX_TERMS = 16
 K1, B = 1.2, 0.75

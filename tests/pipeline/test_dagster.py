@@ -22,7 +22,7 @@ def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
-        "model_metadata", "logit_effects",
+        "model_metadata", "logit_effects", "explanations",
     }  # fmt: skip
 
 
