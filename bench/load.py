@@ -4,10 +4,10 @@
     .venv/bin/python bench/load.py --connections 64 --seconds 30
 
 Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
-logit_effects, all), Neuron2Graph graphs of covered neurons, token searches and predictions,
-layer-level and model-level routes, and reports req/s, p50/p99 and the count of non-2xx answers
-(must be 0; bad input is covered by the tests). A trivial /health run under the same load is the
-baseline.
+logit_effects, neuron_explainer, all), Neuron2Graph graphs of covered neurons, token searches,
+predictions and explanation searches, layer-level and model-level routes, and reports req/s,
+p50/p99 and the count of non-2xx answers (must be 0; bad input is covered by the tests). A trivial
+/health run under the same load is the baseline.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from _common import local_server, run_wrk
 LUA = """
 math.randomseed(1)
 local L, N, M = %(layers)d, %(neurons)d, "%(model)s"
-local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"}
+local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", "logit_effects",
+                         "neuron_explainer", "all"}
 local graphs = {%(graphs)s}
 local tokens = {%(tokens)s}
+local words = {"tokens", "promotes", "def", "the", "self", "after", "return", "import"}
 request = function()
   local r = math.random()
   local path
@@ -36,6 +38,8 @@ request = function()
     path = "/api/" .. M .. "/neuron2graph-search?query=any:" .. tokens[math.random(#tokens)]
   elseif r < 0.85 and #graphs > 0 then
     path = "/api/" .. M .. "/neuron2graph-predict/" .. graphs[math.random(#graphs)] .. "?text=def%%20main():%%20return%%20None"
+  elseif r < 0.88 then
+    path = "/api/" .. M .. "/explanation-search?q=" .. words[math.random(#words)] .. "&limit=20"
   elseif r < 0.92 then
     path = "/api/" .. M .. "/neuroscope/" .. math.random(0, L - 1) .. "?limit=50"
   else
@@ -65,6 +69,7 @@ def main() -> None:
             if summary.status_code == 200 and "data" in summary.json():
                 graphs += [f'"{layer}/{n["neuron"]}"' for n in summary.json()["data"]["neurons"]]
         tokens = [f'"{t}"' for t in SEARCH_TOKENS]
+        httpx.get(f"{base}/api/{args.model}/explanation-search?q=tokens", timeout=120)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(
                 LUA

@@ -43,6 +43,7 @@ from dd_api.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from dd_api.search import MAX_QUERY, WORD, search_payload
 from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
@@ -265,7 +266,7 @@ SearchQuery = Annotated[
         schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{n2g.MAX_TERMS - 1}}}$"},
     ),
 ]
-SearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]
+TokenSearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]
 Text = Annotated[
     str,
     Parameter(
@@ -291,7 +292,7 @@ def neuron2graph_search(
     state: State,
     model: Model,
     terms: SearchQuery,
-    limit: SearchLimit = 100,
+    limit: TokenSearchLimit = 100,
     offset: Offset = 0,
 ) -> Response[Payload]:
     """DeepDecipher's token search, ranked by the matched tokens' activation, paginated."""
@@ -324,6 +325,42 @@ def neuron2graph_predict(
     return json_response({"data": n2g.predict(store, model, li, ni, text), "metadata": meta})
 
 
+SearchText = Annotated[
+    str,
+    Parameter(
+        description=f"Words to find in explanations (all must occur), at most {MAX_QUERY} characters",
+        examples=[Example(value="def")],
+        # Documented, checked in `search_payload` (400 with our message): a letter or digit
+        # (Unicode, as Python regexes read the pattern), at most MAX_QUERY characters.
+        schema_extra={"pattern": WORD.pattern, "max_length": MAX_QUERY},
+    ),
+]
+SearchLimit = Annotated[int, Parameter(ge=1, le=100, description="Results per page")]
+SearchOffset = Annotated[int, Parameter(ge=0, le=10**6, description="Results to skip")]
+
+
+@get(
+    "/api/{model:str}/explanation-search",
+    operation_id="explanationSearch",
+    summary="Search neuron explanations",
+    sync_to_thread=False,
+    responses={
+        400: ResponseSpec(ErrorBody, description="Empty, over-long or malformed query"),
+        404: ResponseSpec(ErrorBody, description="Unknown model"),
+    },
+)
+def explanation_search(
+    state: State, model: Model, q: SearchText, limit: SearchLimit = 20, offset: SearchOffset = 0
+) -> Response[Payload]:
+    """Full-text search over a model's explanations, best match first, paginated.
+
+    Returns ``{"data": [{"layer", "neuron", "explanation", "score", "rank", "relevance"}],
+    "total", "query", "metadata"}``.
+    """
+    meta = _model(state.store, model)
+    return json_response(search_payload(state.store, model, meta, q, limit, offset))
+
+
 @get("/health", operation_id="health", summary="Liveness", sync_to_thread=False)
 def health() -> dict:
     """Answers without touching storage (the baseline of bench/api)."""
@@ -342,6 +379,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             neuron_service,
             neuron2graph_search,
             neuron2graph_predict,
+            explanation_search,
             health,
         ],
     )

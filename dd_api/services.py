@@ -20,6 +20,7 @@ from dd_api.errors import NotFound, Unavailable
 from dd_api.store import ALL_TABLES, DataStore
 from dd_assets.tables import (
     DATASET_TOKENS,
+    EXPLANATIONS,
     LOGIT_EFFECTS,
     MODEL_METADATA,
     N2G_GRAPHS,
@@ -280,6 +281,63 @@ def logit_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
     }
 
 
+# -- neuron explainer ---------------------------------------------------------------------------
+
+
+def explainer_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    """DeepDecipher's {explanation, score} plus where they came from."""
+    r = _single(store.neuron_rows(EXPLANATIONS, model, layer, neuron), "explanation", layer, neuron)
+    return {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "explanation": str(r["explanation"]),
+        "score": _num(r["score"]),
+        "explainer": str(r["explainer"]),
+        "scorer": str(r["scorer"]),
+        "simulator_mode": str(r["simulator_mode"]),
+        "prompt_version": str(r["prompt_version"]),
+        "status": str(r["status"]),
+        "explain_doc_indices": [int(d) for d in r["explain_doc_indices"]],
+        "score_doc_indices": [int(d) for d in r["score_doc_indices"]],
+    }
+
+
+def _score_summary(df: pl.DataFrame) -> dict:
+    scores = df.filter(pl.col("status") == "ok")["score"].drop_nulls()
+    quartiles = (
+        [_num(scores.quantile(q, "linear")) for q in (0.25, 0.5, 0.75)]
+        if scores.len()
+        else [None, None, None]
+    )
+    return {
+        "num_neurons": df.height,
+        "explained": int((df["status"] == "ok").sum()),
+        "failed": int((df["status"] != "ok").sum()),
+        "scored": scores.len(),
+        "mean_score": _num(scores.mean()) if scores.len() else None,
+        "quartiles": quartiles,
+        "explainers": sorted(set(df["explainer"].to_list())),
+    }
+
+
+def explainer_layer(store: DataStore, model: str, layer: int) -> dict:
+    return {"layer": layer, **_score_summary(store.frame(EXPLANATIONS, model, layer))}
+
+
+def explainer_model(store: DataStore, model: str) -> dict:
+    def build() -> dict:
+        df = store.frame(EXPLANATIONS, model)
+        layers = sorted(set(df["layer"].to_list()))
+        return {
+            **_score_summary(df),
+            "layers": [
+                {"layer": layer, **_score_summary(df.filter(pl.col("layer") == layer))}
+                for layer in layers
+            ],
+        }
+
+    return store.derived("explainer_summary", (EXPLANATIONS,), model, build)
+
+
 SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
@@ -327,7 +385,13 @@ SERVICES: dict[str, Service] = {
             layer=n2g.graph_layer,
             neuron=n2g.graph_neuron,
         ),
-        # DeepDecipher's other service: reported missing until its pipeline stage exists.
-        Service("neuron_explainer", (), "LLM explanation scored by simulation (not computed yet)."),
+        Service(
+            "neuron_explainer",
+            (EXPLANATIONS,),
+            "Explanation of the neuron scored by simulation on held-out excerpts (LLM or offline).",
+            model=explainer_model,
+            layer=explainer_layer,
+            neuron=explainer_neuron,
+        ),
     )
 }

@@ -37,3 +37,33 @@ class DeltaTables(dg.ConfigurableResource):
         from dd_assets import storage
 
         return storage.read(self.root, table, model, layers, columns)
+
+
+class ExplainerResource(dg.ConfigurableResource):
+    """Where explanations come from: an OpenAI-compatible endpoint, or none (offline explainer).
+
+    Built from `dd_assets.settings.ExplainerSettings` (environment). `data_root` is where the
+    asset reads its inputs and, for local roots, keeps the LLM reply cache.
+    """
+
+    data_root: str
+    base_url: str = ""
+    explainer_model: str = ""
+    simulator_model: str = ""
+    max_neurons: int = 100
+    max_tokens: int = 1_000_000
+    concurrency: int = 4
+    cache_dir: str = ""
+
+    @property
+    def uses_llm(self) -> bool:
+        return bool(self.base_url)
+
+    def cache_path(self, model: str, layer: int) -> str:
+        """One JSON-lines cache file per (model, layer): concurrent layer runs never share one."""
+        folder = self.cache_dir
+        if not folder:
+            local = "://" not in self.data_root or self.data_root.startswith("file://")
+            root = self.data_root.removeprefix("file://")
+            folder = f"{root}/_explainer_cache" if local else ".explainer_cache"
+        return f"{folder}/{model}/layer={layer}.jsonl"

@@ -239,6 +239,27 @@ MODEL_TOKENIZER = TableSpec(
     description="What the API needs to tokenize user text the way the model does (no torch).",
 )
 
+EXPLANATIONS = TableSpec(
+    name="explanations",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        explanation=STR,  # what the neuron responds to; "" when status is not "ok"
+        score=pl.Float64,  # held-out correlation of simulated and true activations; null if undefined
+        explainer=STR,  # "offline-tokens-v1", or the LLM that wrote the explanation
+        scorer=STR,  # the simulator: "token-lookup-v1", an N2G predictor, or the simulator LLM
+        simulator_mode=STR,  # "logprobs" | "sampled" | "offline" ("" when failed)
+        prompt_version=STR,  # prompt (or offline method) version the explanation came from
+        status=STR,  # "ok" or "failed: <reason>"
+        explain_doc_indices=pl.List(I64),  # documents (doc_index) the explanation was written from
+        score_doc_indices=pl.List(I64),  # held-out documents it was scored on (disjoint)
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="One explanation per neuron with its simulation score (OpenAI-explainer style).",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -252,5 +273,6 @@ TABLES: dict[str, TableSpec] = {
         N2G_TOKEN_INDEX,
         NEURON_SIMILARITY,
         MODEL_TOKENIZER,
+        EXPLANATIONS,
     )
 }

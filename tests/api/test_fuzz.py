@@ -2,7 +2,8 @@
 
 Run through schemathesis' CLI (its pytest plugin does not support pytest 9 yet), twice: once with
 free-form path segments (mostly unknown models: 404s, malformed indices: 400s) and once with the
-model pinned to one that exists, so generated layers, neurons and services reach real data.
+model pinned to one that exists, so generated layers, neurons and services reach real data (and
+generated queries reach the explanation search, /api/{model}/explanation-search).
 ``--checks all``: no 5xx, documented status codes and content types, responses conforming to the
 schema. DD_FUZZ_EXAMPLES (default 50 per operation and phase) bounds the run.
 """

@@ -13,14 +13,12 @@ from tests.api.test_live import running_server
 
 CONNECTIONS, SECONDS = 32, 5.0
 SERVICES = [
-    "neuroscope",
-    "quantile_examples",
-    "activation_stats",
-    "logit_effects",
+    "neuroscope", "quantile_examples", "activation_stats", "logit_effects", "neuron_explainer",
     "neuron2graph",  # every live tiny neuron has a graph
     "all",
-]
-SEARCHES = ["the", "def", "return", "self", "of"]
+]  # fmt: skip
+SEARCHES = ["tokens", "promotes", "after tokens"]
+TOKENS = ["the", "def", "return", "self", "of"]
 
 
 async def drive(base: str) -> tuple[int, list[int], list[float]]:
@@ -32,7 +30,9 @@ async def drive(base: str) -> tuple[int, list[int], list[float]]:
     async def client_loop(client: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
             if rng.random() < 0.1:
-                path = f"/api/tiny/neuron2graph-search?query=any:{rng.choice(SEARCHES)}"
+                path = f"/api/tiny/explanation-search?q={rng.choice(SEARCHES)}&limit=10"
+            elif rng.random() < 0.1:
+                path = f"/api/tiny/neuron2graph-search?query=any:{rng.choice(TOKENS)}"
             elif rng.random() < 0.05:
                 path = f"/api/tiny/neuron2graph-predict/{rng.randrange(2)}/{rng.randrange(96)}?text=a+b"
             else:

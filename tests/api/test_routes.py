@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from litestar.testing import TestClient
 
@@ -83,17 +86,28 @@ def test_extra_services(client):
     ]  # fmt: skip
 
 
-def test_missing_services_answer_like_deepdecipher(client):
-    r = client.get("/api/tiny/neuron_explainer/0/1")
-    assert r.status_code == 200
-    assert r.json()["missing_data_types"] == ["neuron_explainer"]
-    assert "data" not in r.json()
+def test_missing_services_answer_like_deepdecipher(tiny, data_copy, monkeypatch):
+    """A table a model has no data in yet is reported, not an error (here: no explanations)."""
+    shutil.rmtree(Path(data_copy) / "explanations")
+    monkeypatch.setenv("DEEPDECIPHER_DATA_ROOT", data_copy)
+    monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
+    monkeypatch.setenv("DEEPDECIPHER_REFRESH_SECONDS", "0")
+    with TestClient(create_app(ApiSettings())) as client:
+        r = client.get("/api/tiny/neuron_explainer/0/1")
+        assert r.status_code == 200
+        assert r.json()["missing_data_types"] == ["explanations"]
+        assert "data" not in r.json()
+        body = client.get("/api/tiny/all/0/3").json()
+        assert body["neuron_explainer"] == {"missing_data_types": ["explanations"]}
+        meta = client.get("/api/tiny/metadata").json()["data"]
+        assert "neuron_explainer" not in meta["available_services"]
 
 
 def test_all_service(client):
     body = client.get("/api/tiny/all/0/3").json()
     assert body["neuroscope"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
-    assert body["neuron_explainer"] == {"missing_data_types": ["neuron_explainer"]}
+    assert body["neuron2graph"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
+    assert "explanation" in body["neuron_explainer"]["data"]
     assert "error" in client.get("/api/tiny/all/0").json()["logit_effects"]
 
 

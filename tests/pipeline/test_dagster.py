@@ -23,7 +23,7 @@ def test_definitions_load():
     assert keys == {
         "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
         "model_metadata", "logit_effects", "model_tokenizer", "n2g_graphs", "n2g_token_index",
-        "neuron_similarity",
+        "neuron_similarity", "explanations",
     }  # fmt: skip
     assert defs.resolve_job_def("summary_assets") is not None
 

@@ -1,0 +1,137 @@
+"""Neuron explanations with simulation scores, one partition per (model, layer)."""
+
+import time
+import zlib
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from dd_assets import storage
+from dd_assets.assets._common import progress_logger
+from dd_assets.methods.explain.client import Budget, ChatClient, ClientConfig, ReplyCache
+from dd_assets.methods.explain.llm import explain_neurons
+from dd_assets.methods.explain.offline import offline_explanations
+from dd_assets.methods.explain.records import cut_excerpts
+from dd_assets.partitions import MODEL_TO_LAYERS, model_layer_partitions, split_key
+from dd_assets.resources import ExplainerResource
+from dd_assets.tables import (
+    DATASET_TOKENS,
+    EXPLANATIONS,
+    LOGIT_EFFECTS,
+    MODEL_METADATA,
+    NEURON_EXAMPLES,
+)
+
+
+def vocabulary(tokens: pl.DataFrame) -> list[str]:
+    """Token id -> string, from the ids and strings the dataset stores side by side."""
+    pairs = (
+        tokens.select(pl.col("token_ids").explode(), pl.col("tokens").explode())
+        .unique("token_ids")
+        .sort("token_ids")
+    )
+    ids = pairs["token_ids"].to_numpy()
+    vocab = np.full(int(ids.max(initial=-1)) + 1, "", dtype=object)
+    vocab[ids] = pairs["tokens"].to_list()
+    return vocab.tolist()
+
+
+def llm_sample(model: str, layer: int, d_mlp: int, n: int) -> list[int]:
+    """The neurons an LLM explains in this partition: a fixed random sample, so re-runs (and the
+    cache) see the same neurons."""
+    rng = np.random.default_rng(zlib.crc32(f"{model}/{layer}".encode()))
+    return sorted(rng.choice(d_mlp, size=min(max(n, 0), d_mlp), replace=False).tolist())
+
+
+@dg.asset(
+    partitions_def=model_layer_partitions,
+    group_name="neurons",
+    kinds={"delta", "openai"},
+    deps=[
+        dg.AssetDep("neuron_examples", partition_mapping=MODEL_TO_LAYERS),
+        dg.AssetDep("dataset_tokens", partition_mapping=MODEL_TO_LAYERS),
+        dg.AssetDep("model_metadata", partition_mapping=MODEL_TO_LAYERS),
+        dg.AssetDep("logit_effects"),
+    ],
+    output_required=False,
+)
+def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource):
+    """An explanation and held-out simulation score for every neuron of one layer.
+
+    With an LLM endpoint configured, a budgeted sample of neurons is explained and scored by it;
+    every other neuron gets the offline explainer (its own top tokens, context and output tokens,
+    scored by a token-lookup simulator). Each row names its explainer and scorer.
+    """
+    model, layer = split_key(context.partition_key)
+    root = explainer.data_root
+    meta = storage.read(root, MODEL_METADATA, model)
+    n_layers = int(meta["num_layers"][0]) if meta.height else 0
+    if layer is None or not 0 <= layer < n_layers:
+        context.log.warning(
+            f"{model} has {n_layers} layers; partition layer={layer} names none of them, "
+            "so nothing is materialized"
+        )
+        return
+    start = time.monotonic()
+    d_mlp = int(meta["layer_size"][0])
+    tokens = storage.read(root, DATASET_TOKENS, model).sort("doc_index")
+    examples = storage.read(root, NEURON_EXAMPLES, model, [layer])
+    logits = storage.read(root, LOGIT_EFFECTS, model, [layer])
+    vocab = vocabulary(tokens)
+    excerpts = cut_excerpts(
+        examples["neuron"].to_numpy(),
+        examples["kind"].to_numpy(),
+        examples["rank"].to_numpy(),
+        examples["doc_index"].to_numpy(),
+        examples["activations"].list.to_array(tokens["token_ids"].list.len()[0]).to_numpy(),
+        examples["max_activating_token_index"].to_numpy(),
+        np.asarray(tokens["token_ids"].to_list(), dtype=np.int64),
+        seed=layer,
+    )
+    outputs = dict(zip(logits["neuron"].to_list(), logits["top_tokens"].to_list(), strict=True))
+    frame = offline_explanations(excerpts, vocab, range(d_mlp), output_tokens=outputs)
+    meta_out: dict = {"offline_seconds": time.monotonic() - start}
+
+    if explainer.uses_llm:
+        if not explainer.explainer_model:
+            raise ValueError("DEEPDECIPHER_EXPLAINER_BASE_URL is set but no explainer model")
+        config = ClientConfig(
+            base_url=explainer.base_url,
+            explainer_model=explainer.explainer_model,
+            simulator_model=explainer.simulator_model or explainer.explainer_model,
+            concurrency=explainer.concurrency,
+        )
+        budget = Budget(explainer.max_tokens or None)
+        cache = ReplyCache(explainer.cache_path(model, layer))
+        client = ChatClient(config)
+        sample = llm_sample(model, layer, d_mlp, explainer.max_neurons)
+        results = explain_neurons(
+            client, cache, budget, model, layer, sample, excerpts, vocab,
+            progress=progress_logger(context, f"explanations layer {layer}"),
+        )  # fmt: skip
+        if results:
+            llm = pl.DataFrame([r.__dict__ for r in results]).drop("tokens_used")
+            llm = llm.cast(dict(frame.select(llm.columns).schema))
+            frame = pl.concat([frame.filter(~pl.col("neuron").is_in(llm["neuron"])), llm])
+        failed = sum(r.status != "ok" for r in results)
+        meta_out.update(
+            llm_neurons=len(results),
+            llm_failed=failed,
+            llm_tokens=budget.used,
+            llm_requests=client.requests,
+            llm_retries=client.retries,
+        )
+        if failed:
+            context.log.warning(f"{failed} of {len(results)} LLM explanations failed")
+    frame = frame.with_columns(
+        pl.lit(model).alias("model"), pl.lit(layer).cast(pl.Int32).alias("layer")
+    ).cast(dict(EXPLANATIONS.schema))
+    scores = frame["score"].drop_nulls()
+    meta_out.update(
+        neurons=frame.height,
+        seconds=time.monotonic() - start,
+        mean_score=float(scores.mean()) if scores.len() else None,
+        scored=scores.len(),
+    )
+    yield dg.Output(frame, metadata=meta_out)

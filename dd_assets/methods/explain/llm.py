@@ -1,0 +1,164 @@
+"""Explain and score neurons with LLMs over an OpenAI-compatible endpoint (methods.md §3).
+
+Per neuron: the explain excerpts, scaled 0-10 over that block, go into the explanation prompt; the
+explainer's reply is the explanation; the simulator then predicts every score excerpt (held out,
+never an explain document) token by token; the score is the pooled correlation of the simulated
+values with the true activations.
+
+Explanations and simulations are cached (`ReplyCache`): the explanation under (model, layer,
+neuron, prompt version, explainer model), a simulation under that key plus the simulator model
+and the excerpt's document and start, so a re-run asks the endpoint nothing it already answered.
+Only successes are cached, so a failure is retried by the next run.
+
+A neuron whose request fails for good (retries exhausted, refused, malformed reply) gets a
+record with ``status = "failed: <reason>"`` and no score; the other neurons carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from dd_assets.methods.explain.client import Budget, ChatClient, ReplyCache, ReplyError
+from dd_assets.methods.explain.prompts import (
+    PROMPT_VERSION,
+    explanation_messages,
+    parse_explanation,
+    simulation_messages,
+)
+from dd_assets.methods.explain.records import Excerpts, max_activation, normalise
+from dd_assets.methods.explain.scoring import pooled_score
+from dd_assets.methods.explain.simulate import LOGPROBS, SAMPLED, parse_simulation
+
+log = logging.getLogger(__name__)
+
+EXPLAIN_MAX_TOKENS = 60
+EXPLAIN_TEMPERATURE = 1.0  # methods.md §3.3; the simulator runs at temperature 0
+
+
+@dataclass(frozen=True)
+class NeuronResult:
+    neuron: int
+    explanation: str
+    score: float | None
+    explainer: str
+    scorer: str
+    simulator_mode: str
+    prompt_version: str
+    status: str
+    explain_doc_indices: list[int]
+    score_doc_indices: list[int]
+    tokens_used: int = 0
+
+
+def _records(ex: Excerpts, rows: np.ndarray, vocab: Sequence[str]) -> list[tuple[list[str], list]]:
+    return [([vocab[t] for t in ex.token_ids[r]], ex.activations[r]) for r in rows]
+
+
+def explain_neuron(
+    client: ChatClient,
+    cache: ReplyCache,
+    model: str,
+    layer: int,
+    neuron: int,
+    excerpts: Excerpts,
+    vocab: Sequence[str],
+) -> NeuronResult:
+    """Explain one neuron and score the explanation; failures become a 'failed: ...' record."""
+    cfg = client.config
+    rows = np.flatnonzero(excerpts.neuron == neuron)
+    explain_rows = rows[excerpts.explain[rows]]
+    score_rows = rows[~excerpts.explain[rows]]
+    base = dict(
+        neuron=neuron,
+        explainer=cfg.explainer_model,
+        scorer=cfg.simulator_model,
+        prompt_version=PROMPT_VERSION,
+        explain_doc_indices=excerpts.doc_index[explain_rows].tolist(),
+        score_doc_indices=excerpts.doc_index[score_rows].tolist(),
+    )
+    used = 0
+    try:
+        if len(explain_rows) == 0:
+            raise ReplyError("no explain excerpts")
+        key = [model, layer, neuron, PROMPT_VERSION, cfg.explainer_model]
+        explanation = cache.get(["explanation", *key])
+        if explanation is None:
+            records = _records(excerpts, explain_rows, vocab)
+            scale = max_activation(np.stack([a for _, a in records]))
+            scaled = [(t, normalise(a, scale).tolist()) for t, a in records]
+            reply = client.complete(
+                explanation_messages(scaled), cfg.explainer_model, EXPLAIN_MAX_TOKENS,
+                temperature=EXPLAIN_TEMPERATURE,
+            )  # fmt: skip
+            used += reply.tokens_used
+            explanation = parse_explanation(reply.text)
+            cache.put(["explanation", *key], explanation)
+        true, predicted, modes = [], [], set()
+        for r in score_rows:
+            tokens = [vocab[t] for t in excerpts.token_ids[r]]
+            sim_key = [
+                "simulation", *key, cfg.simulator_model, int(excerpts.doc_index[r]),
+                int(excerpts.start[r]), explanation,
+            ]  # fmt: skip
+            hit = cache.get(sim_key)
+            if hit is None:
+                reply = client.complete(
+                    simulation_messages(explanation, tokens), cfg.simulator_model,
+                    max_tokens=8 * len(tokens) + 16, logprobs=True,
+                )  # fmt: skip
+                used += reply.tokens_used
+                sim = parse_simulation(reply.text, reply.logprobs, len(tokens))
+                hit = {"values": sim.values.round(4).tolist(), "mode": sim.mode}
+                cache.put(sim_key, hit)
+            true.append(excerpts.activations[r])
+            predicted.append(np.asarray(hit["values"], dtype=np.float64))
+            modes.add(hit["mode"])
+        score = pooled_score(true, predicted)
+    except (ReplyError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        log.warning("neuron %d of layer %d: %s", neuron, layer, reason)
+        return NeuronResult(
+            explanation="", score=None, simulator_mode="", status=f"failed: {reason}",
+            tokens_used=used, **base,
+        )  # fmt: skip
+    mode = SAMPLED if SAMPLED in modes else LOGPROBS
+    return NeuronResult(
+        explanation=explanation, score=score, simulator_mode=mode, status="ok",
+        tokens_used=used, **base,
+    )  # fmt: skip
+
+
+def explain_neurons(
+    client: ChatClient,
+    cache: ReplyCache,
+    budget: Budget,
+    model: str,
+    layer: int,
+    neurons: Sequence[int],
+    excerpts: Excerpts,
+    vocab: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[NeuronResult]:
+    """Explain `neurons` concurrently. Neurons not started once the token budget is spent are
+    left out of the result (the caller explains them offline)."""
+    done: list[NeuronResult] = []
+
+    def one(neuron: int) -> NeuronResult | None:
+        if budget.exhausted:
+            return None
+        result = explain_neuron(client, cache, model, layer, neuron, excerpts, vocab)
+        budget.add(result.tokens_used)
+        return result
+
+    with ThreadPoolExecutor(max_workers=client.config.concurrency) as pool:
+        for i, result in enumerate(pool.map(one, neurons), 1):
+            if result is not None:
+                done.append(result)
+            if progress is not None:
+                progress(i, len(neurons))
+    return done

@@ -1,0 +1,124 @@
+"""The neuron_explainer service and explanation search, over the tiny model's real tables."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import polars as pl
+import pytest
+from litestar.testing import TestClient
+
+from dd_api.app import create_app
+from dd_api.search import ExplanationIndex
+from dd_api.settings import ApiSettings
+from dd_assets import storage
+from dd_assets.tables import EXPLANATIONS
+from tests.api.test_live import running_server
+
+
+@pytest.fixture
+def client(api_env):
+    with TestClient(create_app(ApiSettings())) as c:
+        yield c
+
+
+def test_neuron_explainer_neuron_level(client, tiny):
+    body = client.get("/api/tiny/neuron_explainer/1/7").json()
+    data = body["data"]
+    row = storage.read(tiny.root, EXPLANATIONS, "tiny", [1]).filter(pl.col("neuron") == 7)
+    assert data["explanation"] == row["explanation"][0]
+    assert data["score"] == (None if row["score"][0] is None else pytest.approx(row["score"][0]))
+    assert data["explainer"] == "offline-tokens-v1" and data["scorer"] == "token-lookup-v1"
+    assert data["simulator_mode"] == "offline" and data["status"] == "ok"
+    assert data["prompt_version"] == "offline-v1"
+    assert not set(data["explain_doc_indices"]) & set(data["score_doc_indices"])
+    assert "neuron_explainer" in body["metadata"]["available_services"]
+
+
+def test_neuron_explainer_layer_and_model_summaries(client):
+    layer = client.get("/api/tiny/neuron_explainer/0").json()["data"]
+    assert layer["num_neurons"] == 96 and layer["failed"] == 0
+    q25, q50, q75 = layer["quartiles"]
+    assert q25 <= q50 <= q75
+    model = client.get("/api/tiny/neuron_explainer").json()["data"]
+    assert [entry["layer"] for entry in model["layers"]] == [0, 1]
+    assert model["num_neurons"] == 192
+    all_ = client.get("/api/tiny/all/0/3").json()
+    assert all_["neuron_explainer"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
+
+
+def test_search_finds_explanations_ranked_and_paginated(client, tiny):
+    df = storage.read(tiny.root, EXPLANATIONS, "tiny")
+    # A word from some explanation: every result must contain it.
+    word = "promotes"
+    r = client.get("/api/tiny/explanation-search", params={"q": word, "limit": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["query"] == word and body["metadata"]["name"] == "tiny"
+    assert body["total"] == df.filter(pl.col("explanation").str.contains(word)).height
+    assert [hit["rank"] for hit in body["data"]] == [1, 2, 3, 4, 5]
+    for hit in body["data"]:
+        assert word in hit["explanation"]
+        assert set(hit) >= {"layer", "neuron", "explanation", "score", "rank"}
+    page2 = client.get("/api/tiny/explanation-search", params={"q": word, "limit": 5, "offset": 5})
+    assert [hit["rank"] for hit in page2.json()["data"]] == [6, 7, 8, 9, 10]
+    first = {(h["layer"], h["neuron"]) for h in body["data"]}
+    assert not first & {(h["layer"], h["neuron"]) for h in page2.json()["data"]}
+    nothing = client.get("/api/tiny/explanation-search", params={"q": "zzzqqq"}).json()
+    assert nothing["data"] == [] and nothing["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "fragment"),
+    [
+        ("", 400, "empty"),
+        ("   ", 400, "empty"),
+        ("!!!", 400, "no word"),
+        ("a" * 201, 400, "too long"),
+        (None, 400, "q"),
+    ],
+)
+def test_search_rejects_bad_queries_with_json(client, query, status, fragment):
+    params = {} if query is None else {"q": query}
+    r = client.get("/api/tiny/explanation-search", params=params)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/json")
+    assert fragment in r.json()["detail"]
+
+
+def test_search_bad_paging_and_unknown_model(client):
+    for params in ({"q": "x", "limit": 0}, {"q": "x", "limit": 101}, {"q": "x", "offset": -1}):
+        r = client.get("/api/tiny/explanation-search", params=params)
+        assert r.status_code == 400 and r.json()["status_code"] == 400
+    r = client.get("/api/nope/explanation-search", params={"q": "x"})
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
+
+
+def test_index_ranks_by_bm25_then_score():
+    frame = pl.DataFrame(
+        {
+            "layer": [0, 0, 1, 1],
+            "neuron": [0, 1, 0, 1],
+            "explanation": ["dates and years", "years years", "code", "years in code"],
+            "score": [0.5, None, 0.9, 0.2],
+            "status": ["ok", "ok", "ok", "failed: x"],
+        }
+    )
+    index = ExplanationIndex.build(frame)
+    hits, total = index.search("years", 10, 0)
+    assert total == 2  # the failed row is not indexed
+    assert [(h["layer"], h["neuron"]) for h in hits] == [(0, 1), (0, 0)]  # tf 2 beats tf 1
+    hits, total = index.search("years dates", 10, 0)
+    assert total == 1 and hits[0]["neuron"] == 0
+    assert np.isnan(index.score[1]) and hits[0]["score"] == 0.5
+
+
+def test_search_on_a_real_socket(tiny):
+    env = {"DEEPDECIPHER_DATA_ROOT": tiny.root, "DEEPDECIPHER_REGISTRY": str(tiny.registry)}
+    with running_server(env) as base:
+        r = httpx.get(f"{base}/api/tiny/explanation-search", params={"q": "tokens"})
+        assert r.status_code == 200 and r.json()["total"] > 0
+        r = httpx.get(f"{base}/api/tiny/explanation-search", params={"q": ""})
+        assert r.status_code == 400 and r.json()["status_code"] == 400
+        r = httpx.get(f"{base}/api/tiny/neuron_explainer/0/5")
+        assert r.status_code == 200 and "explanation" in r.json()["data"]

@@ -1,0 +1,87 @@
+"""The `explanations` asset on the tiny model: every neuron, offline, held-out, reproducible."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dd_assets import storage
+from dd_assets.tables import EXPLANATIONS, NEURON_EXAMPLES
+
+
+def test_every_neuron_has_an_offline_explanation(tiny):
+    df = storage.read(tiny.root, EXPLANATIONS, "tiny")
+    assert df.height == 2 * 96
+    assert df.select("layer", "neuron").n_unique() == 2 * 96
+    assert set(df["status"]) == {"ok"}
+    assert set(df["explainer"]) == {"offline-tokens-v1"}
+    assert set(df["scorer"]) == {"token-lookup-v1"}
+    assert set(df["simulator_mode"]) == {"offline"}
+    assert (df["explanation"].str.len_chars() > 0).all()
+    scores = df["score"].drop_nulls()
+    # Undefined (null) where the token list never occurs in the held-out excerpts: tiny documents
+    # are 24 tokens and a neuron has only two explain excerpts.
+    assert scores.len() > 0.3 * df.height
+    assert ((scores >= -1) & (scores <= 1)).all()
+
+
+def test_scored_documents_are_disjoint_from_explained_ones(tiny):
+    df = storage.read(tiny.root, EXPLANATIONS, "tiny")
+    examples = storage.read(tiny.root, NEURON_EXAMPLES, "tiny")
+    for row in df.iter_rows(named=True):
+        explain, score = set(row["explain_doc_indices"]), set(row["score_doc_indices"])
+        assert explain and score
+        assert not explain & score
+        mine = examples.filter(
+            (pl.col("layer") == row["layer"]) & (pl.col("neuron") == row["neuron"])
+        )
+        top = mine.filter(pl.col("kind") == "top").sort("rank")["doc_index"].to_list()
+        # Interleaved split: explain = top ranks 0, 4, ...; top scored = ranks 2, 6, ...
+        assert row["explain_doc_indices"] == top[0::4]
+        assert set(top[2::4]) <= score
+        assert score <= set(mine["doc_index"].to_list())
+
+
+def test_llm_configured_run_explains_a_budgeted_sample_and_caches(tiny, tmp_path, monkeypatch):
+    """The asset with an endpoint configured: a sample by LLM, the rest offline, one record each."""
+    import shutil
+
+    import dagster as dg
+
+    from dagster_project.jobs import ALL_ASSETS
+    from dagster_project.resources import build_resources
+    from dd_assets.assets.explanations import explanations, llm_sample
+    from dd_assets.partitions import layer_key, layer_partitions, model_partitions
+    from tests.explain.fake_openai import EXPLANATION, fake_openai_server
+
+    root = str(tmp_path / "data")
+    shutil.copytree(tiny.root, root)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(model_partitions.name, ["tiny"])
+    instance.add_dynamic_partitions(layer_partitions.name, ["0", "1"])
+    with fake_openai_server() as (fake, url):
+        monkeypatch.setenv("DEEPDECIPHER_EXPLAINER_BASE_URL", url)
+        monkeypatch.setenv("DEEPDECIPHER_EXPLAINER_MODEL", "explainer-x")
+        monkeypatch.setenv("DEEPDECIPHER_EXPLAINER_MAX_NEURONS", "4")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-never-stored")
+        resources = build_resources(root, str(tiny.registry))
+        for _ in range(2):  # the second run is answered from the cache
+            result = dg.materialize(
+                ALL_ASSETS, selection=[explanations], partition_key=layer_key("tiny", 1),
+                instance=instance, resources=resources,
+            )  # fmt: skip
+            assert result.success
+        asked = len(fake.requests)
+        assert fake.count("explain") == 4  # once per sampled neuron, over both runs
+    assert asked > 4
+    df = storage.read(root, EXPLANATIONS, "tiny", [1])
+    assert df.height == 96 and df["neuron"].n_unique() == 96
+    llm = df.filter(pl.col("explainer") == "explainer-x")
+    assert sorted(llm["neuron"].to_list()) == llm_sample("tiny", 1, 96, 4)
+    assert set(llm["explanation"]) == {EXPLANATION}
+    assert set(llm["scorer"]) == {"explainer-x"}  # the simulator defaults to the explainer
+    assert set(llm["simulator_mode"]) == {"logprobs"}
+    assert (
+        df.filter(pl.col("explainer") != "explainer-x")["explainer"] == "offline-tokens-v1"
+    ).all()
+    cache = list((tmp_path / "data" / "_explainer_cache" / "tiny").glob("*.jsonl"))
+    assert len(cache) == 1 and "sk-never-stored" not in cache[0].read_text()
