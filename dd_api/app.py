@@ -258,6 +258,8 @@ def health() -> dict:
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
+    from dd_api.ui import template_config, ui_handlers  # the web UI (/viz); imports this module
+
     settings = settings or get_settings()
     store = DataStore(settings)
     api = Router(
@@ -272,7 +274,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         )
         middleware.append(limit.middleware)
     return Litestar(
-        route_handlers=[api, swagger_assets],
+        route_handlers=[api, swagger_assets, *ui_handlers()],
+        template_config=template_config(),
         middleware=middleware,
         state=State({"store": store, "settings": settings}),
         before_request=guard_request,
