@@ -170,7 +170,7 @@ def examples(texts: list[dict]) -> list[dict]:
                 "peak_token": t["tokens"][peak] if peak < len(t["tokens"]) else "",
                 "length": len(t["tokens"]),
                 "source": t.get("source", ""),
-                "truncated": len(t["tokens"]) > WINDOW_BEFORE + WINDOW_AFTER + 1,
+                "truncated": peak > WINDOW_BEFORE or peak + WINDOW_AFTER + 1 < len(t["tokens"]),
             }
         )
     return out
