@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -73,8 +74,11 @@ def template_config() -> TemplateConfig:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(_environment()))
 
 
-def _page(name: str, **context: Any) -> Template:
-    return Template(template_name=name, context=context)
+def _page(request: Request, started: float, name: str, **context: Any) -> Response:
+    """Render a page; ``Server-Timing`` says how long data and rendering took in the server."""
+    html = request.app.template_engine.get_template(name).render(**context)
+    took = (time.perf_counter() - started) * 1e3
+    return Response(html, media_type="text/html", headers={"Server-Timing": f"app;dur={took:.2f}"})
 
 
 def html_error(request: Request, exc: Exception) -> Response:
@@ -95,14 +99,21 @@ def root() -> Redirect:
 
 
 @get("/viz", name="ui:index", include_in_schema=False, sync_to_thread=False)
-def index(state: State) -> Template:
-    return _page("index.html.j2", models=views.models(state.store))
+def index(request: Request, state: State) -> Response:
+    started = time.perf_counter()
+    return _page(request, started, "index.html.j2", models=views.models(state.store))
 
 
 @get("/viz/{model:str}", name="ui:model", include_in_schema=False, sync_to_thread=False)
 def model_page(
-    state: State, model: str, token: str | None = None, q: str | None = None, offset: Offset = 0
-) -> Template:
+    request: Request,
+    state: State,
+    model: str,
+    token: str | None = None,
+    q: str | None = None,
+    offset: Offset = 0,
+) -> Response:
+    started = time.perf_counter()
     store = state.store
     ctx = views.model_page(store, model)
     token_result = expl_result = None
@@ -128,6 +139,8 @@ def model_page(
             except DDError as exc:
                 expl_error = exc.detail
     return _page(
+        request,
+        started,
         "model.html.j2",
         **ctx,
         token=token or "",
@@ -164,9 +177,16 @@ def go(state: State, model: str, layer: str = "", neuron: str = "") -> Redirect:
 
 @get("/viz/{model:str}/{layer:str}", name="ui:layer", include_in_schema=False, sync_to_thread=False)
 def layer_page(
-    state: State, model: str, layer: str, limit: Limit = PAGE_SIZE, offset: Offset = 0
-) -> Template:
-    return _page("layer.html.j2", **views.layer_page(state.store, model, layer, limit, offset))
+    request: Request,
+    state: State,
+    model: str,
+    layer: str,
+    limit: Limit = PAGE_SIZE,
+    offset: Offset = 0,
+) -> Response:
+    started = time.perf_counter()
+    ctx = views.layer_page(state.store, model, layer, limit, offset)
+    return _page(request, started, "layer.html.j2", **ctx)
 
 
 @get(
@@ -175,8 +195,10 @@ def layer_page(
     include_in_schema=False,
     sync_to_thread=False,
 )
-def neuron_page(state: State, model: str, layer: str, neuron: str) -> Template:
-    return _page("neuron.html.j2", **views.neuron_page(state.store, model, layer, neuron))
+def neuron_page(request: Request, state: State, model: str, layer: str, neuron: str) -> Response:
+    started = time.perf_counter()
+    ctx = views.neuron_page(state.store, model, layer, neuron)
+    return _page(request, started, "neuron.html.j2", **ctx)
 
 
 @get(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import math
 import random
+from functools import lru_cache
 from html import escape
 
 import numpy as np
@@ -113,6 +114,7 @@ def random_neuron(meta: dict, rng: random.Random | None = None) -> tuple[int, in
 # -- tokens -----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 16)
 def _show(token: str) -> str:
     """A token as displayed: newlines visible, the rest verbatim (CSS keeps spaces)."""
     return escape(token.replace("\n", "\u21b5\n").replace("\t", "\u2192\t"), quote=False)
@@ -126,31 +128,33 @@ def tokens_html(tokens: list[str], activations, peak: int) -> Markup:
     shown when the example's "show whole text" is open (CSS, no script needed).
     """
     acts = np.asarray(activations, dtype=np.float64)
-    if len(acts) == 0:
+    n = len(acts)
+    if n == 0:
         return Markup("")
     top, bottom = float(acts.max()), float(acts.min())
-    pos_scale = top if top > 0 else 1.0
-    neg_scale = -bottom if bottom < 0 else 1.0
+    level = np.where(
+        acts > 0, acts / (top if top > 0 else 1.0), -acts / (-bottom if bottom < 0 else 1.0)
+    )
+    shown = level >= 0.005
+    pairs = zip(level.tolist(), shown.tolist(), strict=True)
+    styles = [f' style="--a:{x:.2f}"' if s else "" for x, s in pairs]
+    values = [f"{a:.4g}" for a in acts.tolist()]
     lo, hi = max(0, peak - WINDOW_BEFORE), peak + WINDOW_AFTER + 1
-    parts = []
-    for i, (tok, a) in enumerate(zip(tokens, acts.tolist(), strict=False)):
-        value = f"{a:.4g}"
-        cls = [] if lo <= i < hi else ["o"]
-        if i == peak:
-            cls.append("pk")
-        if a > 0:
-            level = a / pos_scale
-        else:
-            level = a / neg_scale
-            if level < 0:
-                cls.append("n")
-                level = -level
-        style = f' style="--a:{level:.2f}"' if level >= 0.005 else ""
-        klass = f' class="{" ".join(cls)}"' if cls else ""
-        parts.append(f'<span{klass} data-act="{value}" title="{value}"{style}>{_show(tok)}</span>')
+    classes = [""] * n
+    for i in np.flatnonzero(shown & (acts < 0)).tolist():
+        classes[i] = "n"
+    for i in [*range(lo), *range(hi, n)]:
+        classes[i] = f"{classes[i]} o".lstrip()
+    if 0 <= peak < n:
+        classes[peak] = f"{classes[peak]} pk".lstrip()
+    attrs = [f' class="{c}"' if c else "" for c in classes]
+    parts = [
+        f'<span{c} data-act="{v}" title="{v}"{st}>{_show(t)}</span>'
+        for t, v, st, c in zip(tokens, values, styles, attrs, strict=False)
+    ]
     if lo > 0:
         parts.insert(lo, '<span class="gap">\u2026</span>')
-    if hi < len(acts):
+    if hi < n:
         parts.append('<span class="gap">\u2026</span>')
     return Markup("".join(parts))
 
