@@ -4,10 +4,10 @@
     .venv/bin/python bench/load.py --connections 64 --seconds 30
 
 Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
-logit_effects, all), layer-level and model-level routes, and reports req/s, p50/p99 and the count
-of non-2xx answers (must be 0; bad input is covered by the tests). A trivial /health run under the
-same load is the baseline. Search and UI routes join the mix when
-those features land.
+logit_effects, all), layer-level and model-level routes and the web UI's neuron and layer pages
+(10 % and 3 %), and reports req/s, p50/p99 and the count of non-2xx answers (must be 0; bad input
+is covered by the tests). A trivial /health run under the same load is the baseline. Search routes
+join the mix when that feature lands.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ local neuron_services = {"neuroscope", "quantile_examples", "activation_stats", 
 request = function()
   local r = math.random()
   local path
-  if r < 0.80 then
+  if r < 0.70 then
     local s = neuron_services[math.random(#neuron_services)]
     path = "/api/" .. M .. "/" .. s .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
+  elseif r < 0.80 then
+    path = "/viz/" .. M .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
+  elseif r < 0.83 then
+    path = "/viz/" .. M .. "/" .. math.random(0, L - 1) .. "?limit=100"
   elseif r < 0.90 then
     path = "/api/" .. M .. "/neuroscope/" .. math.random(0, L - 1) .. "?limit=50"
   else
@@ -54,7 +58,7 @@ def main() -> None:
         health = run_wrk(f"{base}/health", args.seconds, args.connections)
         mixed = run_wrk(f"{base}/", args.seconds, args.connections, f.name)
     print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
-    for name, r in (("trivial /health", health), ("mixed API routes", mixed)):
+    for name, r in (("trivial /health", health), ("mixed API + UI", mixed)):
         print(f"  {name:<18} {r['requests']:7d} requests  {r['rps']:7.0f} req/s  "
               f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  non-2xx {r['errors']}  "
               f"socket errors: {r['socket_errors']}")  # fmt: skip

@@ -13,6 +13,8 @@ Routes (all GET, all JSON):
 
 Errors are JSON ``{"status_code", "detail"}``: 404 for unknown names and out-of-range indices,
 400 for malformed ones, 405 for other methods.
+
+The web UI (``/viz``, package ``dd_api.ui``) is served by the same application.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import httpx
 from tests.api.test_live import running_server
 
 CONNECTIONS, SECONDS = 32, 5.0
-SERVICES = ["neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all"]
+SERVICES = ["neuroscope", "quantile_examples", "activation_stats", "logit_effects", "all", "ui"]
+"""Services at neuron level; "ui" is the web UI's neuron page."""
 
 
 async def drive(base: str) -> tuple[int, list[int], list[float]]:
@@ -23,7 +24,9 @@ async def drive(base: str) -> tuple[int, list[int], list[float]]:
 
     async def client_loop(client: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
-            path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
+            service = rng.choice(SERVICES)
+            prefix = "/viz/tiny" if service == "ui" else f"/api/tiny/{service}"
+            path = f"{prefix}/{rng.randrange(2)}/{rng.randrange(96)}"
             start = time.perf_counter()
             r = await client.get(path)
             latencies.append(time.perf_counter() - start)

@@ -55,6 +55,14 @@ def test_index_model_chooser_neuron_with_served_activations(browser, ui_server):
     wait_url(browser, r"/viz/tiny/0/3$")
     shot(browser, "neuron")
     shot(browser, "neuron-phone", width=390)
+    dark = [{"name": "prefers-color-scheme", "value": "dark"}]
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
+    assert (
+        browser.find_element(By.TAG_NAME, "body").value_of_css_property("background-color")
+        == "rgba(21, 23, 26, 1)"
+    )
+    shot(browser, "neuron-dark")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
     served = httpx.get(f"{ui_server}/api/tiny/neuroscope/0/3").json()["data"]["texts"]
     examples = browser.find_elements(By.CSS_SELECTOR, "#examples .ex")
