@@ -14,6 +14,7 @@ Errors (unknown model, index out of range) are HTML pages with the API's status 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import time
@@ -40,6 +41,7 @@ PAGE_SIZE = 100
 SEARCH_PAGE = 50
 MAX_QUERY = 200
 NO_STORE = {"Cache-Control": "no-store"}
+GZIP_MIN_BYTES = 2048
 
 Offset = Annotated[int, Parameter(ge=0, le=10**9)]
 Limit = Annotated[int, Parameter(ge=1, le=2000)]
@@ -75,10 +77,17 @@ def template_config() -> TemplateConfig:
 
 
 def _page(request: Request, started: float, name: str, **context: Any) -> Response:
-    """Render a page; ``Server-Timing`` says how long data and rendering took in the server."""
-    html = request.app.template_engine.get_template(name).render(**context)
+    """Render a page, gzipped when the client accepts it (a neuron page's ~300 KB of token spans
+    shrink ~5x for ~3 ms of level-1 compression). ``Server-Timing`` says how long data, rendering
+    and compression took in the server."""
+    body = request.app.template_engine.get_template(name).render(**context).encode()
+    headers = {"Vary": "Accept-Encoding"}
+    if len(body) > GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
     took = (time.perf_counter() - started) * 1e3
-    return Response(html, media_type="text/html", headers={"Server-Timing": f"app;dur={took:.2f}"})
+    headers["Server-Timing"] = f"app;dur={took:.2f}"
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
 
 def html_error(request: Request, exc: Exception) -> Response:
