@@ -278,6 +278,14 @@ def neuron_page(store: DataStore, model: str, layer: str, neuron: str) -> dict:
     }
 
 
+def _layer_section(store: DataStore, name: str, model: str, meta: dict, layer: int) -> dict:
+    """One service at layer level as a section; a service without layer data is ``absent``."""
+    try:
+        return section(_one(store, SERVICES[name], model, meta, layer, None))
+    except NotFound as exc:
+        return section({"error": exc.detail})
+
+
 def _layer_tops(store: DataStore, model: str) -> dict[int, list[tuple[int, float]]]:
     def build():
         df = store.importance(model)
@@ -301,7 +309,7 @@ def layer_page(store: DataStore, model: str, layer: str, limit: int, offset: int
     meta, li, _ = _resolve(store, model, layer, None)
     scope = section(_one(store, SERVICES["neuroscope"], model, meta, li, None))
     stats = section(_one(store, SERVICES["activation_stats"], model, meta, li, None))
-    n2g = section(_serve(store, model, "all", str(li), None)["neuron2graph"])
+    n2g = _layer_section(store, "neuron2graph", model, meta, li)
     fidelity: dict[int, dict] = {}
     if n2g["state"] == "ok":
         fidelity = {int(r["neuron"]): r for r in n2g["data"].get("neurons", [])}
