@@ -30,11 +30,14 @@ def wait_url(driver, pattern: str) -> str:
 
 
 def shot(driver, name: str, width: int = 1280) -> None:
-    driver.set_window_size(width, 900)
+    """A full-page screenshot at a given CSS width (phone widths emulate a mobile viewport)."""
+    metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 700}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 600), 6000))
+    metrics["height"] = min(max(height, 600), 8000)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-    driver.set_window_size(1280, 900)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_index_model_chooser_neuron_with_served_activations(browser, ui_server):

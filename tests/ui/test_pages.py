@@ -162,3 +162,28 @@ def test_searches_render_results_and_errors(client, monkeypatch):
     html = client.get("/viz/tiny", params={"q": "dogs", "token": "x"}).text
     assert 'href="/viz/tiny/1/2"' in html and "about dogs" in html and "Found 1 result" in html
     assert "bad query &#39;any:x&#39;" in html
+
+
+def test_odd_paths_and_queries_never_give_5xx(client):
+    """A small deterministic fuzz of the UI's path segments and query values."""
+    import random
+
+    odd = ["", "0", "1", "95", "96", "-1", "1e3", "0x1", " 1", "\u0663", "%00", "a" * 300, "..",
+           "tiny", "random", "go", "all", "neuroscope", "%F0%9F%98%80", "<b>", "9" * 30]  # fmt: skip
+    rng = random.Random(0)
+    paths = {
+        f"/viz/{'/'.join(rng.choice(odd) for _ in range(rng.randint(1, 4)))}" for _ in range(250)
+    }
+    paths |= {f"/viz/tiny/{a}/{b}" for a in odd[:8] for b in odd[:8]}
+    queries = [{"token": "a" * 500}, {"q": "\x00"}, {"offset": "-1"}, {"offset": "x"},
+               {"limit": "0"}, {"layer": "1", "neuron": "\u0663"}]  # fmt: skip
+    statuses = set()
+    for path in sorted(paths):
+        r = client.get(path, follow_redirects=False)
+        statuses.add(r.status_code)
+        assert r.status_code < 500, (path, r.text[:200])
+    for path in ("/viz/tiny", "/viz/tiny/0", "/viz/tiny/go"):
+        for params in queries:
+            r = client.get(path, params=params, follow_redirects=False)
+            assert r.status_code < 500, (path, params, r.text[:200])
+    assert {200, 302, 400, 404} <= statuses
