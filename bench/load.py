@@ -5,9 +5,9 @@
 
 Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
 logit_effects, neuron_explainer, all), Neuron2Graph graphs of covered neurons, token searches,
-predictions and explanation searches, layer-level and model-level routes, and reports req/s,
-p50/p99 and the count of non-2xx answers (must be 0; bad input is covered by the tests). A trivial
-/health run under the same load is the baseline.
+predictions and explanation searches, layer-level and model-level routes, and the web UI's neuron
+and layer pages, and reports req/s, p50/p99 and the count of non-2xx answers (must be 0; bad input
+is covered by the tests). A trivial /health run under the same load is the baseline.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ local words = {"tokens", "promotes", "def", "the", "self", "after", "return", "i
 request = function()
   local r = math.random()
   local path
-  if r < 0.65 then
+  if r < 0.55 then
     local s = neuron_services[math.random(#neuron_services)]
     path = "/api/" .. M .. "/" .. s .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
+  elseif r < 0.65 then
+    path = "/viz/" .. M .. "/" .. math.random(0, L - 1) .. "/" .. math.random(0, N - 1)
+  elseif r < 0.67 then
+    path = "/viz/" .. M .. "/" .. math.random(0, L - 1) .. "?limit=100"
   elseif r < 0.75 and #graphs > 0 then
     path = "/api/" .. M .. "/neuron2graph/" .. graphs[math.random(#graphs)]
   elseif r < 0.82 and #tokens > 0 then
@@ -84,7 +88,7 @@ def main() -> None:
         health = run_wrk(f"{base}/health", args.seconds, args.connections)
         mixed = run_wrk(f"{base}/", args.seconds, args.connections, f.name)
     print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
-    for name, r in (("trivial /health", health), ("mixed API routes", mixed)):
+    for name, r in (("trivial /health", health), ("mixed API + UI", mixed)):
         print(f"  {name:<18} {r['requests']:7d} requests  {r['rps']:7.0f} req/s  "
               f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  non-2xx {r['errors']}  "
               f"socket errors: {r['socket_errors']}")  # fmt: skip

@@ -13,6 +13,8 @@ Routes (all GET, all JSON):
 
 Errors are JSON ``{"status_code", "detail"}``: 404 for unknown names and out-of-range indices,
 400 for malformed ones, 405 for other methods.
+
+The web UI (``/viz``, package ``dd_api.ui``) is served by the same application.
 """
 
 from __future__ import annotations
@@ -368,6 +370,8 @@ def health() -> dict:
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
+    from dd_api.ui import template_config, ui_handlers  # the web UI (/viz); imports this module
+
     settings = settings or get_settings()
     store = DataStore(settings)
     api = Router(
@@ -391,7 +395,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         )
         middleware.append(limit.middleware)
     return Litestar(
-        route_handlers=[api, swagger_assets],
+        route_handlers=[api, swagger_assets, *ui_handlers()],
+        template_config=template_config(),
         middleware=middleware,
         state=State({"store": store, "settings": settings}),
         before_request=guard_request,

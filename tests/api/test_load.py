@@ -15,8 +15,9 @@ CONNECTIONS, SECONDS = 32, 5.0
 SERVICES = [
     "neuroscope", "quantile_examples", "activation_stats", "logit_effects", "neuron_explainer",
     "neuron2graph",  # every live tiny neuron has a graph
-    "all",
+    "all", "ui",
 ]  # fmt: skip
+"""Services at neuron level; "ui" is the web UI's neuron page."""
 SEARCHES = ["tokens", "promotes", "after tokens"]
 TOKENS = ["the", "def", "return", "self", "of"]
 
@@ -36,7 +37,9 @@ async def drive(base: str) -> tuple[int, list[int], list[float]]:
             elif rng.random() < 0.05:
                 path = f"/api/tiny/neuron2graph-predict/{rng.randrange(2)}/{rng.randrange(96)}?text=a+b"
             else:
-                path = f"/api/tiny/{rng.choice(SERVICES)}/{rng.randrange(2)}/{rng.randrange(96)}"
+                service = rng.choice(SERVICES)
+                prefix = "/viz/tiny" if service == "ui" else f"/api/tiny/{service}"
+                path = f"{prefix}/{rng.randrange(2)}/{rng.randrange(96)}"
             start = time.perf_counter()
             r = await client.get(path)
             latencies.append(time.perf_counter() - start)

@@ -1,0 +1,54 @@
+// deepdecipher UI: keyboard shortcuts and the N2G prediction box. Everything else works without it.
+(function () {
+  "use strict";
+  var body = document.body;
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+    var target = {
+      ArrowLeft: "prev", k: "prev", ArrowRight: "next", j: "next", r: "random", u: "up"
+    }[e.key];
+    var url = target && body.dataset[target];
+    if (url) { e.preventDefault(); window.location.href = url; }
+  });
+
+  function span(token, value, scale) {
+    var s = document.createElement("span");
+    s.textContent = token.replace(/\n/g, "\u21b5\n");
+    s.dataset.act = String(value);
+    s.title = value.toFixed(4);
+    var level = scale > 0 ? Math.max(0, value) / scale : 0;
+    if (level >= 0.005) s.style.setProperty("--a", level.toFixed(2));
+    return s;
+  }
+
+  var box = document.getElementById("predict");
+  var form = box && box.querySelector("form");
+  if (!form) return;
+  var out = box.querySelector(".out");
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = form.elements.text.value;
+    out.textContent = "…";
+    out.classList.remove("err");
+    fetch(box.dataset.url + "?text=" + encodeURIComponent(text), { headers: { Accept: "application/json" } })
+      .then(function (r) {
+        return r.json().then(function (j) { return { ok: r.ok, body: j }; },
+          function () { return { ok: false, body: { detail: "HTTP " + r.status } }; });
+      })
+      .then(function (res) {
+        out.textContent = "";
+        var d = res.body && res.body.data;
+        if (!res.ok || !d) {
+          out.classList.add("err");
+          out.textContent = (res.body && (res.body.detail || res.body.missing_data_types)) || "no prediction";
+          return;
+        }
+        var acts = d.activations || [];
+        var scale = Math.max.apply(null, acts.concat([0]));
+        d.tokens.forEach(function (tok, i) { out.appendChild(span(tok, acts[i] || 0, scale)); });
+      })
+      .catch(function (err) { out.classList.add("err"); out.textContent = String(err); });
+  });
+})();
