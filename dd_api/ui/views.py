@@ -11,7 +11,6 @@ faster than a template loop.
 
 from __future__ import annotations
 
-import importlib
 import math
 import random
 from functools import lru_cache
@@ -20,18 +19,18 @@ from html import escape
 import numpy as np
 from markupsafe import Markup
 
+from dd_api import n2g
 from dd_api.app import _one, _resolve, _serve
 from dd_api.errors import NotFound
-from dd_api.services import SERVICES, metadata_object, missing_tables
+from dd_api.search import search_payload
+from dd_api.services import SERVICES, metadata_object
 from dd_api.store import DataStore
-from dd_assets.tables import NEURON_EXAMPLES, NEURON_STATS, TABLES
+from dd_assets.tables import EXPLANATIONS, N2G_TOKEN_INDEX, NEURON_EXAMPLES, NEURON_STATS
 
 WINDOW_BEFORE, WINDOW_AFTER = 50, 4
 """Tokens shown around the peak token of an example before "show whole text"."""
 LAYER_TOPS = 8
 """Most important neurons listed per layer on the model page."""
-TOKEN_INDEX_TABLE = "n2g_token_index"
-"""The Delta table behind the N2G token search (written by the neuron2graph stage)."""
 
 # -- sections ---------------------------------------------------------------------------------
 
@@ -362,36 +361,25 @@ def token_query(text: str) -> str:
     return ",".join(p if ":" in p else f"any:{p}" for p in parts)
 
 
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def token_search_available(store: DataStore, model: str) -> bool:
-    """Whether the N2G token index exists for the model (and the search code is installed)."""
-    spec = TABLES.get(TOKEN_INDEX_TABLE)
-    if spec is None or not store.has_model(spec, model):
-        return False
-    return _optional("dd_api.n2g_search") is not None
+    """Whether the N2G token index exists for the model."""
+    return store.has_model(N2G_TOKEN_INDEX, model)
 
 
 def token_search(store: DataStore, model: str, query: str, limit: int, offset: int):
-    """``dd_api.n2g_search.search``'s result dict, or None when not computed for the model."""
+    """`dd_api.n2g.search`'s result dict, or None when not computed for the model."""
     if not token_search_available(store, model):
         return None
-    return _optional("dd_api.n2g_search").search(store, model, query, limit, offset)
+    return n2g.search(store, model, query, limit, offset)
 
 
 def explanation_search_available(store: DataStore, model: str) -> bool:
-    if missing_tables(store, SERVICES["neuron_explainer"], model):
-        return False
-    return _optional("dd_api.explanation_search") is not None
+    return store.has_model(EXPLANATIONS, model)
 
 
 def explanation_search(store: DataStore, model: str, q: str, limit: int, offset: int):
-    """``dd_api.explanation_search.search``'s result dict, or None when there are none."""
+    """`dd_api.search`'s result (data, total), or None when the model has no explanations."""
     if not explanation_search_available(store, model):
         return None
-    return _optional("dd_api.explanation_search").search(store, model, q, limit, offset)
+    meta = metadata_object(store, model)
+    return search_payload(store, model, meta, q, limit, offset)
