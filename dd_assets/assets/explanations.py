@@ -20,6 +20,7 @@ from dd_assets.tables import (
     EXPLANATIONS,
     LOGIT_EFFECTS,
     MODEL_METADATA,
+    N2G_GRAPHS,
     NEURON_EXAMPLES,
 )
 
@@ -53,6 +54,7 @@ def llm_sample(model: str, layer: int, d_mlp: int, n: int) -> list[int]:
         dg.AssetDep("dataset_tokens", partition_mapping=MODEL_TO_LAYERS),
         dg.AssetDep("model_metadata", partition_mapping=MODEL_TO_LAYERS),
         dg.AssetDep("logit_effects"),
+        dg.AssetDep("n2g_graphs"),
     ],
     output_required=False,
 )
@@ -90,7 +92,13 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
         seed=layer,
     )
     outputs = dict(zip(logits["neuron"].to_list(), logits["top_tokens"].to_list(), strict=True))
-    frame = offline_explanations(excerpts, vocab, range(d_mlp), output_tokens=outputs)
+    graphs = storage.read(
+        root, N2G_GRAPHS, model, [layer], ["neuron", "activating_tokens", "important_tokens"]
+    )
+    graph_tokens = {n: (a, i) for n, a, i in graphs.iter_rows() if a}
+    frame = offline_explanations(
+        excerpts, vocab, range(d_mlp), output_tokens=outputs, graph_tokens=graph_tokens
+    )
     meta_out: dict = {"offline_seconds": time.monotonic() - start}
 
     if explainer.uses_llm:

@@ -6,7 +6,8 @@ The explanation is derived from the neuron's own data:
   the tokens with the highest mean scaled activation (up to `max_tokens`, those within half of the
   best mean);
 - a context: the tokens that most often come right before a strong activation (>= 5 of 10);
-- the output tokens it promotes most (its top logit effects), when given.
+- the output tokens it promotes most (its top logit effects), when given;
+- the activating and context tokens of its Neuron2Graph graph, where the neuron has one.
 
 It reads, for example: ``tokens " def", " class" (often after "\\n"); promotes "(", ":"``.
 
@@ -114,6 +115,7 @@ def offline_explanations(
     predictor_for: Callable[[int], TokenPredictor | None] | None = None,
     predictor_name: str = "n2g",
     max_tokens: int = 5,
+    graph_tokens: dict[int, tuple[list[str], list[str]]] | None = None,
 ) -> pl.DataFrame:
     """One explanation record per neuron in `neurons` (columns as the ``explanations`` table,
     without model and layer)."""
@@ -171,6 +173,11 @@ def offline_explanations(
                 text += f" (often after {_quoted_list(context_lists[n])})"
         if output_tokens and output_tokens.get(n):
             text += f"; promotes {_quoted_list(output_tokens[n][:3])}"
+        if graph_tokens and graph_tokens.get(n) and graph_tokens[n][0]:
+            firing, context = graph_tokens[n]
+            text += f"; its N2G graph fires on {_quoted_list(firing[:3])}"
+            if context:
+                text += f" given {_quoted_list(context[:3])}"
         texts.append(text)
         s = scores[n]
         score_out.append(None if np.isnan(s) else float(s))
