@@ -43,7 +43,9 @@ def materialize(models: list[str] | None, force: bool) -> None:
     def on_progress(what: str, done: int, total: int) -> None:
         bar = bars.get(what)
         if bar is None:
-            bar = bars[what] = tqdm(total=total, desc=what, unit="doc")
+            bar = bars[what] = tqdm(
+                total=total, desc=what, unit="doc" if "documents" in what else "step"
+            )
         bar.n = done
         bar.refresh()
         if done >= total:  # a later model starts a fresh bar of the same name

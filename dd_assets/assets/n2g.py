@@ -143,8 +143,14 @@ def n2g_graphs(
         normalize_tokens=spec.n2g.normalize_tokens,
         predict_mode=spec.n2g.predict_mode,
     )
-    log = progress_logger(context, f"n2g layer {layer}")
-    engine = N2G(probe, vocab, special, pad, augmenter, cfg, lambda _s, d, t: log(d, t))
+    loggers: dict = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in loggers:
+            loggers[stage] = progress_logger(context, f"n2g layer {layer}: {stage}")
+        loggers[stage](done, total)
+
+    engine = N2G(probe, vocab, special, pad, augmenter, cfg, progress)
     start = time.monotonic()
     graphs = engine.run(inputs)
     seconds = time.monotonic() - start
