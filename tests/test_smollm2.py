@@ -37,6 +37,7 @@ def smol(tmp_path_factory):
         "token_budget": 32 * 12,
         "top_k": 5,
         "batch_size": 6,
+        "n2g": {"neurons_per_layer": 1, "augmented_saliency": False},
     }
     registry = write_registry(base / "models.yaml", [entry])
     return registry, load_bridge(load_registry(registry)["smollm2-135m"], "cpu")
@@ -78,3 +79,21 @@ def test_materialize_and_serve_every_neuron(smol, tmp_path, monkeypatch):
             assert len(texts) == 5 and texts[0]["tokens"][0] == "<|im_start|>"
             assert len(body["logit_effects"]["data"]["top"]) == 10
             assert body["activation_stats"]["data"]["count"] == 12 * 31
+        # N2G on the real model: one graph per layer, searchable and runnable over new text.
+        layer0 = client.get("/api/smollm2-135m/neuron2graph/0").json()["data"]
+        assert layer0["num_graphs"] == 1 and layer0["coverage"] == pytest.approx(1 / 1536)
+        neuron = layer0["neurons"][0]["neuron"]
+        graph = client.get(f"/api/smollm2-135m/neuron2graph/0/{neuron}").json()["data"]
+        assert graph["augmenter"] == "embedding" and graph["svg"].startswith("<svg")
+        predicted = client.get(
+            f"/api/smollm2-135m/neuron2graph-predict/0/{neuron}", params={"text": "def f(x):"}
+        ).json()["data"]
+        assert "".join(predicted["tokens"]) == "def f(x):"
+        tokens = [t["token"].strip().lower() for t in graph["graph"]["graph"]]
+        for token in [t for t in tokens if t][:1]:
+            found = client.get(
+                "/api/smollm2-135m/neuron2graph-search", params={"query": f"any:{token}"}
+            ).json()["data"]
+            assert (0, neuron) in {(d["layer"], d["neuron"]) for d in found}
+        expl = client.get(f"/api/smollm2-135m/neuron_explainer/0/{neuron}").json()["data"]
+        assert expl["explainer"] and expl["status"] == "ok"
