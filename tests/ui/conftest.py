@@ -1,69 +1,98 @@
-"""Fixtures of the UI tests: the tiny model's data with one service partly removed, served by a
-real uvicorn server on a socket, and a headless Debian Chromium driven by Selenium.
+"""Fixtures of the UI tests: the tiny model's real data (with two gaps, to show missing data),
+served by a real ``deepdecipher serve`` process, and a headless Debian Chromium driven by Selenium.
 
-The server runs in a thread of the test process (not a subprocess) so that a test can install
-stand-ins for services that other branches build (Neuron2Graph, token search) with monkeypatch and
-see the pages render them. Chromium is required: CI installs it (scripts/setup.sh), so a missing
-browser fails the tests instead of skipping them.
+Nothing is stubbed: every section the pages render comes from the tables the pipeline
+materialized for the tiny model (Neuroscope, statistics, logit effects, Neuron2Graph graphs,
+token index, similar neurons, explanations). Chromium is required: CI installs it
+(scripts/setup.sh), so a missing browser fails the tests instead of skipping them.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-import uvicorn
 
-from dd_api.app import create_app
-from dd_api.settings import ApiSettings
+from dd_api.ui.routes import SEARCH_PAGE
 from dd_assets import storage
-from dd_assets.tables import LOGIT_EFFECTS
+from dd_assets.tables import EXPLANATIONS, LOGIT_EFFECTS, N2G_GRAPHS, N2G_TOKEN_INDEX
+from tests.api.test_live import running_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PARTIAL_LAYER = 1
-"""The layer whose logit effects the UI data lacks, to show a missing service."""
+"""The layer whose logit effects the UI data lacks, to show a service missing for one layer."""
+NO_GRAPH = (0, 2)
+"""The neuron whose Neuron2Graph row the UI data lacks, to show a graph missing for one neuron."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def drop_graph(root: str, layer: int, neuron: int) -> None:
+    """Rewrite one layer of ``n2g_graphs`` without one neuron's row."""
+    graphs = storage.read(root, N2G_GRAPHS, "tiny", [layer])
+    assert graphs.filter(pl.col("neuron") == neuron).height == 1, "the tiny model lacks that graph"
+    storage.write_partition(
+        root, N2G_GRAPHS, graphs.filter(pl.col("neuron") != neuron), "tiny", [layer]
+    )
+
+
+def remove_table(root: str, table) -> None:
+    """Delete a whole table directory, as if its asset had never been materialized."""
+    shutil.rmtree(storage.table_uri(root, table).removeprefix("file://"))
+
+
+def search_token(tiny) -> str:
+    """A letters-only token of the real N2G token index that several neurons share."""
+    index = storage.read(tiny.root, N2G_TOKEN_INDEX, "tiny")
+    counts = (
+        index.filter(pl.col("token").str.contains(r"^[a-z]+$"))
+        .group_by("token")
+        .agg(pl.struct("layer", "neuron").n_unique().alias("n"))
+        .filter(pl.col("n").is_between(2, 50))
+        .sort(["n", "token"], descending=[True, False])
+    )
+    assert counts.height, "the tiny model's token index has no shared letters-only token"
+    return counts["token"][0]
+
+
+def explanation_word(tiny) -> str:
+    """A word that several real explanations share, but fewer than a page of results."""
+    texts = storage.read(tiny.root, EXPLANATIONS, "tiny")["explanation"].to_list()
+    counts: dict[str, int] = {}
+    for text in texts:
+        for word in {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}:
+            counts[word] = counts.get(word, 0) + 1
+    fits = [(n, w) for w, n in counts.items() if 2 <= n <= SEARCH_PAGE // 2]
+    assert fits, "no word is shared by a few explanations of the tiny model"
+    return max(fits)[1]
 
 
 @pytest.fixture(scope="session")
 def ui_data(tiny, tmp_path_factory) -> str:
-    """A copy of the tiny model's tables without logit effects for layer PARTIAL_LAYER."""
+    """A copy of the tiny model's tables without logit effects for layer PARTIAL_LAYER and
+    without the Neuron2Graph graph of neuron NO_GRAPH."""
     root = tmp_path_factory.mktemp("ui") / "data"
     shutil.copytree(tiny.root, root)
     empty = pl.DataFrame(schema=LOGIT_EFFECTS.schema)
     storage.write_partition(str(root), LOGIT_EFFECTS, empty, "tiny", [PARTIAL_LAYER])
+    drop_graph(str(root), *NO_GRAPH)
     return str(root)
 
 
 @pytest.fixture(scope="session")
 def ui_server(tiny, ui_data):
-    """The application on a real socket; yields its base URL."""
-    settings = ApiSettings(data_root=ui_data, registry=str(tiny.registry), refresh_seconds=0)
-    app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "UI server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    """``deepdecipher serve`` over the UI data on a free port; yields its base URL."""
+    env = {
+        "DEEPDECIPHER_DATA_ROOT": ui_data,
+        "DEEPDECIPHER_REGISTRY": str(tiny.registry),
+        "DEEPDECIPHER_REFRESH_SECONDS": "0",
+    }
+    with running_server(env) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 They walk the pages as a person would: index, a model, the chooser, a neuron; check that the
 coloured tokens carry the activations the API serves, the navigation (Previous/Next, keys, Random),
-the token search's links, the Neuron2Graph section with its SVG, and the "not computed" states.
+the token search's links, the Neuron2Graph section with its SVG and prediction box, and the
+"not computed" states, all against what the real server serves for the tiny model's data.
 Screenshots of the index, model and neuron pages (laptop and phone width) go to test-artifacts/ui/.
 """
 
@@ -16,10 +17,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dd_api.services import SERVICES, Service
-from dd_api.ui import views
-from dd_assets.tables import NEURON_STATS
-from tests.ui.conftest import ARTIFACTS, PARTIAL_LAYER
+from dd_api.ui.routes import SEARCH_PAGE
+from dd_assets.methods.n2g.tokens import search_key
+from tests.ui.conftest import ARTIFACTS, NO_GRAPH, PARTIAL_LAYER, explanation_word, search_token
 
 NEURON_URL = re.compile(r"/viz/tiny/(\d+)/(\d+)$")
 
@@ -44,7 +44,11 @@ def test_index_model_chooser_neuron_with_served_activations(browser, ui_server):
     browser.get(ui_server + "/")
     wait_url(browser, r"/viz$")
     card = browser.find_element(By.CSS_SELECTOR, '.model-card[data-model="tiny"]')
-    assert "96" in card.text and "not computed" in card.text  # neurons per layer; N2G missing
+    assert "96" in card.text  # neurons per layer
+    coverage = card.find_element(By.CSS_SELECTOR, "table.coverage").text
+    assert re.search(r"neuron2graph\s+2/2 layers", coverage), coverage
+    assert re.search(r"neuron_explainer\s+2/2 layers", coverage), coverage
+    assert re.search(r"logit_effects\s+1/2 layers", coverage), coverage
     shot(browser, "index")
     card.find_element(By.LINK_TEXT, "tiny").click()
     wait_url(browser, r"/viz/tiny$")
@@ -124,101 +128,135 @@ def test_previous_next_wrap_keys_and_random(browser, ui_server):
     assert len(seen) > 1
 
 
-def test_missing_services_show_not_computed(browser, ui_server):
-    meta = httpx.get(f"{ui_server}/api/tiny/metadata").json()["data"]
-    missing = [s for s in SERVICES if s != "metadata" and s not in meta["available_services"]]
-    assert "neuron2graph" in missing  # computed on another branch; not in this data
-    browser.get(ui_server + "/viz/tiny/0/5")
+def test_missing_data_shows_not_computed(browser, ui_server):
+    """The UI data lacks neuron NO_GRAPH's graph and layer PARTIAL_LAYER's logit effects: those
+    sections alone say so, the rest of each page renders from the served data."""
+    layer, neuron = NO_GRAPH
+    api = httpx.get(f"{ui_server}/api/tiny/neuron2graph/{layer}/{neuron}")
+    assert api.status_code == 404
+    browser.get(f"{ui_server}/viz/tiny/{layer}/{neuron}")
     marks = {e.get_attribute("data-not-computed") for e in browser.find_elements(
         By.CSS_SELECTOR, "[data-not-computed]")}  # fmt: skip
-    if "neuron2graph" in missing:
-        assert {"Neuron2Graph graph", "similar neurons", "N2G prediction"} <= marks
-    if "neuron_explainer" in missing:
-        assert "explanation" in marks
-    assert "logit effects" not in marks  # layer 0 has them
+    assert marks == {"Neuron2Graph graph", "similar neurons", "N2G prediction"}
+    assert "no Neuron2Graph graph" in browser.find_element(By.ID, "graph").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#predict form")
+    served = httpx.get(f"{ui_server}/api/tiny/neuron_explainer/{layer}/{neuron}").json()["data"]
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "#explanation .expl").text
+        == served["explanation"].strip()
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "#examples .ex")
     # Layer PARTIAL_LAYER has no logit effects: that section alone says so; the rest renders.
     browser.get(f"{ui_server}/viz/tiny/{PARTIAL_LAYER}/5")
-    logits = browser.find_element(By.ID, "logits")
-    assert "not computed" in logits.text
+    assert "not computed" in browser.find_element(By.ID, "logits").text
     assert browser.find_elements(By.CSS_SELECTOR, "#examples .ex")
+    assert browser.find_elements(By.CSS_SELECTOR, "#graph svg.n2g-graph")
     browser.get(ui_server + "/viz/tiny")
-    assert "not computed" in browser.find_element(By.ID, "token-search").text
     cov = browser.find_element(By.ID, "services").text
     assert re.search(r"logit_effects\s+1/2 layers", cov), cov
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-not-computed]")
 
 
-def _peak_token(store, layer: int, neuron: int) -> str | None:
-    texts = SERVICES["neuroscope"].neuron(store, "tiny", layer, neuron)["texts"]
-    if not texts:
-        return None
-    t = texts[0]
-    return t["tokens"][t["max_activating_token_index"]]
-
-
-def test_token_search_links_open_the_right_neurons(browser, ui_server, monkeypatch):
-    """A stand-in for the N2G token index (built on another branch): neurons whose strongest
-    example peaks on the token. The page must list them as links that open those neurons."""
-
-    def search(store, model, query, limit, offset):
-        wanted = {p.split(":", 1)[1].strip().lower() for p in query.split(",")}
-        hits = []
-        for layer in range(2):
-            for neuron in range(96):
-                tok = _peak_token(store, layer, neuron)
-                if tok is not None and tok.strip().lower() in wanted:
-                    hits.append({"layer": layer, "neuron": neuron, "max_activation": 1.0})
-        return {"data": hits[offset : offset + limit], "total": len(hits), "query": query}
-
-    monkeypatch.setattr(views, "token_search_available", lambda store, model: True)
-    monkeypatch.setattr(views, "token_search", search)
-    browser.get(ui_server + "/viz/tiny/0/3")
-    token = browser.find_element(By.CSS_SELECTOR, "#examples .ex .pk").text
-    token = token.replace("\u21b5", "").strip()
+def test_token_search_links_open_the_right_neurons(browser, ui_server, tiny):
+    """A token of the real N2G index typed into the model page lists exactly the neurons the API
+    returns for ``any:<token>``, in its order; a link opens a neuron whose graph has the token."""
+    token = search_token(tiny)
+    served = httpx.get(
+        f"{ui_server}/api/tiny/neuron2graph-search",
+        params={"query": f"any:{token}", "limit": SEARCH_PAGE},
+    ).json()
+    want = [(r["layer"], r["neuron"]) for r in served["data"]]
+    assert len(want) == served["total"] >= 2
     browser.get(ui_server + "/viz/tiny")
     box = browser.find_element(By.CSS_SELECTOR, '#token-search input[name="token"]')
     box.send_keys(token, Keys.ENTER)
     wait_url(browser, r"\?token=")
     found = browser.find_element(By.CSS_SELECTOR, "#token-search .found").text
     links = browser.find_elements(By.CSS_SELECTOR, "#token-search .results a")
-    targets = [NEURON_URL.search(a.get_attribute("href")).groups() for a in links]
-    assert ("0", "3") in targets and f"Found {len(targets)}" in found
-    for layer, neuron in targets[:3]:
-        browser.get(f"{ui_server}/viz/tiny/{layer}/{neuron}")
-        peak = browser.find_element(By.CSS_SELECTOR, "#examples .ex .pk").text
-        assert peak.replace("\u21b5", "").strip().lower() == token.lower()
+    targets = [tuple(map(int, NEURON_URL.search(a.get_attribute("href")).groups())) for a in links]
+    assert targets == want and f"Found {served['total']} results" in found
+    pick = next(i for i, t in enumerate(targets) if t != NO_GRAPH)
+    links[pick].click()
+    layer, neuron = targets[pick]
+    wait_url(browser, rf"/viz/tiny/{layer}/{neuron}$")
+    nodes = browser.find_elements(By.CSS_SELECTOR, "#graph svg.n2g-graph g.n2g-node")
+    assert token in {search_key(n.get_attribute("data-token")) for n in nodes}
     # The search state is a deep link.
     browser.get(f"{ui_server}/viz/tiny?token={token}")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#token-search .results a")) == len(links)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#token-search .results a")) == len(want)
 
 
-def _fake_graph(store, model, layer, neuron) -> dict:
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" class="n2g" width="120" height="40">'
-        f'<g class="node"><text x="4" y="24">L{layer}N{neuron} the</text></g></svg>'
+def test_explanation_search_in_the_browser(browser, ui_server, tiny):
+    word = explanation_word(tiny)
+    served = httpx.get(
+        f"{ui_server}/api/tiny/explanation-search", params={"q": word, "limit": SEARCH_PAGE}
+    ).json()
+    browser.get(ui_server + "/viz/tiny")
+    box = browser.find_element(By.CSS_SELECTOR, '#explanation-search input[name="q"]')
+    box.send_keys(word, Keys.ENTER)
+    wait_url(browser, r"\?q=")
+    items = browser.find_elements(By.CSS_SELECTOR, "#explanation-search .results li")
+    got = [
+        tuple(
+            map(
+                int,
+                NEURON_URL.search(li.find_element(By.TAG_NAME, "a").get_attribute("href")).groups(),
+            )
+        )
+        for li in items
+    ]
+    assert got == [(r["layer"], r["neuron"]) for r in served["data"]] and got
+    assert served["data"][0]["explanation"].strip()[:20] in items[0].text
+
+
+def _graph_with_similar(base: str) -> tuple[int, int, dict]:
+    """Layer 0's best-F1 neuron whose graph has similar neurons, and its served payload."""
+    for row in httpx.get(f"{base}/api/tiny/neuron2graph/0").json()["data"]["neurons"]:
+        g = httpx.get(f"{base}/api/tiny/neuron2graph/0/{row['neuron']}").json()["data"]
+        if g["similar"]:
+            return 0, row["neuron"], g
+    raise AssertionError("no graph of layer 0 has similar neurons")
+
+
+def test_neuron2graph_section_and_prediction_box(browser, ui_server):
+    """The served graph as SVG, its fidelity, similar neurons as links, and the prediction box
+    showing the predict route's activations for typed text."""
+    layer, neuron, g = _graph_with_similar(ui_server)
+    browser.get(f"{ui_server}/viz/tiny/{layer}/{neuron}")
+    svg = browser.find_element(By.CSS_SELECTOR, "#graph .graph svg.n2g-graph")
+    assert svg.is_displayed() and svg.size["width"] > 0
+    nodes = svg.find_elements(By.CSS_SELECTOR, "g.n2g-node")
+    assert sorted(n.get_attribute("data-token") for n in nodes) == sorted(
+        x["token"] for x in g["graph"]["graph"]
     )
-    other = (neuron + 1) % 96
-    return {
-        "graph": {}, "graphviz": "digraph {}", "svg": svg,
-        "similar": [{"layer": layer, "neuron": other, "similarity": 0.75}],
-        "fidelity": {"precision": 0.5, "recall": 0.25, "f1": 0.333,
-                     "baseline": {"precision": 0.1, "recall": 0.1, "f1": 0.1}},
-        "augmenter": "test", "trie": {},
-    }  # fmt: skip
-
-
-def test_neuron2graph_section_when_computed(browser, ui_server, monkeypatch):
-    """With a Neuron2Graph payload of the agreed shape: graph SVG, fidelity, similar neurons and
-    the prediction box, whose API error (no predict route on this branch) is shown inline."""
-    fake = Service("neuron2graph", (NEURON_STATS,), "test stand-in", neuron=_fake_graph)
-    monkeypatch.setitem(SERVICES, "neuron2graph", fake)
-    browser.get(ui_server + "/viz/tiny/0/7")
-    graph = browser.find_element(By.CSS_SELECTOR, "#graph .graph svg.n2g")
-    assert "L0N7" in graph.text
-    assert "F1 0.333" in browser.find_element(By.CSS_SELECTOR, "#graph .fidelity").text
-    browser.find_element(By.CSS_SELECTOR, "#similar .similar a").click()
-    wait_url(browser, r"/viz/tiny/0/8$")
+    f = g["fidelity"]
+    fidelity = browser.find_element(By.CSS_SELECTOR, "#graph .fidelity").text
+    assert f"F1 {f['f1']:.3g}" in fidelity and f"precision {f['precision']:.3g}" in fidelity
+    # The neuron's own top example: the graph was built from it, so some token must fire.
+    example = httpx.get(f"{ui_server}/api/tiny/neuroscope/{layer}/{neuron}").json()["data"]
+    text = "".join(example["texts"][0]["tokens"][1:])  # without the BOS token
+    text = re.sub(r"\s", " ", text)  # a text input holds one line; a typed tab moves focus
     box = browser.find_element(By.CSS_SELECTOR, '#predict input[name="text"]')
-    box.send_keys("hello world", Keys.ENTER)
+    box.send_keys(text, Keys.ENTER)
     out = browser.find_element(By.CSS_SELECTOR, "#predict .out")
-    WebDriverWait(browser, 10).until(lambda d: out.text not in ("", "\u2026"))
-    assert "err" in out.get_attribute("class") and "not found" in out.text
+    WebDriverWait(browser, 15).until(lambda d: out.find_elements(By.CSS_SELECTOR, "span[data-act]"))
+    served = httpx.get(
+        f"{ui_server}/api/tiny/neuron2graph-predict/{layer}/{neuron}", params={"text": text}
+    ).json()["data"]
+    spans = out.find_elements(By.CSS_SELECTOR, "span[data-act]")
+    assert len(spans) == len(served["tokens"]) > 0
+    acts = [float(s.get_attribute("data-act")) for s in spans]
+    norms = [float(s.get_attribute("data-norm")) for s in spans]
+    assert acts == pytest.approx(served["scaled_activations"], abs=1e-6)
+    assert norms == pytest.approx(served["activations"], abs=1e-6)
+    assert "".join(s.get_attribute("textContent") for s in spans) == "".join(
+        t.replace("\n", "\u21b5\n") for t in served["tokens"]
+    )
+    assert max(acts) > 0 and "err" not in (out.get_attribute("class") or "")
+    similar = browser.find_elements(By.CSS_SELECTOR, "#similar .similar a")
+    assert [
+        tuple(map(int, NEURON_URL.search(a.get_attribute("href")).groups())) for a in similar
+    ] == [(x["layer"], x["neuron"]) for x in g["similar"]]
+    other = g["similar"][0]
+    similar[0].click()
+    wait_url(browser, rf"/viz/tiny/{other['layer']}/{other['neuron']}$")

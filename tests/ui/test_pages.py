@@ -1,18 +1,21 @@
 """The UI's pages through Litestar's TestClient: routes, deep links, error pages, escaping, and the
-sections of services built on other branches, rendered from stand-ins of their agreed payloads."""
+Neuron2Graph, explanation and search sections, checked against what the JSON API serves for the
+tiny model's real data (and against a copy of it with those tables removed)."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
 from litestar.testing import TestClient
 
 from dd_api.app import create_app
-from dd_api.errors import BadRequest
-from dd_api.services import SERVICES, Service
+from dd_api.settings import ApiSettings
 from dd_api.ui import views
-from dd_assets.tables import NEURON_STATS
+from dd_api.ui.routes import SEARCH_PAGE
+from dd_assets.tables import EXPLANATIONS, N2G_GRAPHS, N2G_TOKEN_INDEX
+from tests.ui.conftest import explanation_word, remove_table, search_token
 
 META = {"num_layers": 2, "layer_size": 96}
 
@@ -21,6 +24,34 @@ META = {"num_layers": 2, "layer_size": 96}
 def client(api_env):
     with TestClient(create_app()) as c:
         yield c
+
+
+@pytest.fixture
+def bare_client(tiny, data_copy):
+    """The tiny model without Neuron2Graph graphs, token index and explanations."""
+    for table in (N2G_GRAPHS, N2G_TOKEN_INDEX, EXPLANATIONS):
+        remove_table(data_copy, table)
+    settings = ApiSettings(data_root=data_copy, registry=str(tiny.registry), refresh_seconds=0)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def section(page: str, sid: str) -> str:
+    """The HTML of one ``<section id=...>`` of a page."""
+    m = re.search(rf'<section class="card" id="{sid}">(.*?)</section>', page, re.S)
+    assert m, f"no section {sid}"
+    return m.group(1)
+
+
+def num(value) -> str:
+    """A number as the pages print it (the ``num`` filter)."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+def served_links(page: str) -> list[tuple[int, int]]:
+    return [
+        (int(a), int(b)) for a, b in re.findall(r'class="nl" href="/viz/tiny/(\d+)/(\d+)"', page)
+    ]
 
 
 def test_neighbours_wrap_across_layers_and_the_model():
@@ -105,7 +136,6 @@ def test_user_input_is_escaped(client):
     r = client.get("/viz/tiny", params={"token": "<script>x</script>", "q": '"><img>'})
     assert r.status_code == 200
     assert "<script>x" not in r.text and "&lt;script&gt;" in r.text and '"><img>' not in r.text
-    assert "not computed" in r.text
 
 
 def test_ui_routes_stay_out_of_the_api_schema(client):
@@ -122,46 +152,117 @@ def test_static_assets_are_versioned_and_cacheable(client):
     assert "http" not in re.sub(r"xmlns=\"http[^\"]*\"", "", html.split("</head>")[0])  # no CDN
 
 
-def _explained(store, model, layer, neuron):
-    return {"explanation": "closing <brackets>", "score": 0.61, "explainer": "gpt-x",
-            "scorer": "sim", "simulator_mode": "all_at_once", "prompt_version": "1",
-            "status": "ok"}  # fmt: skip
+def _graph_neuron(client) -> tuple[int, int]:
+    """A neuron with a multi-node graph and similar neurons (the richest section to check)."""
+    best = None
+    for layer in (0, 1):
+        for row in client.get(f"/api/tiny/neuron2graph/{layer}").json()["data"]["neurons"]:
+            data = client.get(f"/api/tiny/neuron2graph/{layer}/{row['neuron']}").json()["data"]
+            if data["similar"]:
+                key = (len(data["graph"]["graph"]), -layer, -row["neuron"])
+                best = max(best or key, key)
+    assert best, "no neuron of the tiny model has a graph with similar neurons"
+    return -best[1], -best[2]
 
 
-def _layer_graphs(store, model, layer):
-    return {"num_neurons": 96, "num_graphs": 90, "coverage": 0.9375, "mean_precision": 0.5,
-            "mean_recall": 0.4, "mean_f1": 0.444, "mean_baseline_f1": 0.1,
-            "neurons": [{"neuron": n, "precision": 0.5, "recall": 0.4, "f1": 0.25}
-                        for n in range(96)]}  # fmt: skip
+def test_neuron_page_shows_the_served_graph_fidelity_similar_and_explanation(client):
+    layer, neuron = _graph_neuron(client)
+    g = client.get(f"/api/tiny/neuron2graph/{layer}/{neuron}").json()["data"]
+    e = client.get(f"/api/tiny/neuron_explainer/{layer}/{neuron}").json()["data"]
+    page = client.get(f"/viz/tiny/{layer}/{neuron}").text
+    graph = section(page, "graph")
+    svg = re.search(r'<div class="graph">(<svg.*?</svg>)</div>', graph, re.S).group(1)
+    assert svg == g["svg"]
+    nodes = [
+        html.unescape(t) for t in re.findall(r'class="n2g-node [a-z]+" data-token="([^"]*)"', svg)
+    ]
+    assert sorted(nodes) == sorted(n["token"] for n in g["graph"]["graph"]) and nodes
+    f = g["fidelity"]
+    shown = re.search(
+        r"precision <b>([^<]*)</b> · recall <b>([^<]*)</b> · F1 <b>([^<]*)</b>", graph
+    ).groups()
+    assert shown == (num(f["precision"]), num(f["recall"]), num(f["f1"]))
+    assert f"baseline F1 {num(f['baseline']['f1'])}" in graph and g["augmenter"] in graph
+    assert 'name="text"' in graph and "data-not-computed" not in graph
+    similar = section(page, "similar")
+    assert served_links(similar) == [(x["layer"], x["neuron"]) for x in g["similar"]]
+    for x in g["similar"]:
+        assert f'title="similarity {num(x["similarity"])}"' in similar
+    expl = section(page, "explanation")
+    quote = re.search(r'<blockquote class="expl">(.*?)</blockquote>', expl, re.S).group(1)
+    assert html.unescape(quote) == e["explanation"] and e["explanation"]
+    assert f"score <b>{num(e['score'])}</b>" in expl and e["explainer"] in expl
+    assert "data-not-computed" not in page
 
 
-def test_explanation_and_layer_fidelity_render_when_computed(client, monkeypatch):
-    expl = Service("neuron_explainer", (NEURON_STATS,), "stand-in", neuron=_explained)
-    graphs = Service("neuron2graph", (NEURON_STATS,), "stand-in", layer=_layer_graphs)
-    monkeypatch.setitem(SERVICES, "neuron_explainer", expl)
-    monkeypatch.setitem(SERVICES, "neuron2graph", graphs)
-    html = client.get("/viz/tiny/0/4").text
-    assert "closing &lt;brackets&gt;" in html and "0.61" in html and "gpt-x" in html
-    assert 'data-not-computed="explanation"' not in html
-    layer = client.get("/viz/tiny/0").text
-    assert "0.444" in layer and "90 / 96" in layer and "0.25" in layer
+def test_layer_page_shows_the_served_fidelity(client):
+    for layer in (0, 1):
+        d = client.get(f"/api/tiny/neuron2graph/{layer}").json()["data"]
+        page = client.get(f"/viz/tiny/{layer}?limit=96").text
+        n2g = section(page, "layer-n2g")
+        assert f"<dd>{d['num_graphs']} / {d['num_neurons']} ({num(d['coverage'])})</dd>" in n2g
+        assert f"<b>{num(d['mean_f1'])}</b> (baseline {num(d['mean_baseline_f1'])})" in n2g
+        assert f"<dd>{num(d['mean_precision'])}</dd>" in n2g
+        f1 = {r["neuron"]: r["f1"] for r in d["neurons"]}
+        rows = re.findall(
+            r'href="/viz/tiny/\d+/(\d+)">N\d+</a></td>\s*(?:<td>[^<]*</td>){3}\s*<td>([^<]*)</td>',
+            section(page, "important"),
+        )
+        assert len(rows) == 96
+        for n, shown in rows:
+            assert shown == num(f1[int(n)]), (layer, n)
 
 
-def test_searches_render_results_and_errors(client, monkeypatch):
-    def explanations(store, model, q, limit, offset):
-        return {"data": [{"layer": 1, "neuron": 2, "explanation": f"about {q}", "score": 0.5}],
-                "total": 1}  # fmt: skip
+def test_token_search_lists_the_neurons_the_api_returns(client, tiny):
+    token = search_token(tiny)
+    served = client.get(
+        "/api/tiny/neuron2graph-search", params={"query": f"any:{token}", "limit": SEARCH_PAGE}
+    ).json()
+    assert served["total"] >= 2
+    page = client.get("/viz/tiny", params={"token": token}).text
+    found = section(page, "token-search")
+    assert served_links(found) == [(r["layer"], r["neuron"]) for r in served["data"]]
+    assert f"Found {served['total']} results" in found
+    for r in served["data"]:
+        if r["activation"] is not None:
+            assert f"activation {num(r['activation'])}" in found
+    # A malformed query is the API's 400 message, shown inline.
+    bad = section(client.get("/viz/tiny", params={"token": "nope:x"}).text, "token-search")
+    api = client.get("/api/tiny/neuron2graph-search", params={"query": "nope:x"})
+    assert api.status_code == 400 and api.json()["detail"] in html.unescape(bad)
+    assert 'class="results"' not in bad
 
-    def tokens(store, model, query, limit, offset):
-        raise BadRequest(f"bad query {query!r}")
 
-    monkeypatch.setattr(views, "explanation_search_available", lambda store, model: True)
-    monkeypatch.setattr(views, "explanation_search", explanations)
-    monkeypatch.setattr(views, "token_search_available", lambda store, model: True)
-    monkeypatch.setattr(views, "token_search", tokens)
-    html = client.get("/viz/tiny", params={"q": "dogs", "token": "x"}).text
-    assert 'href="/viz/tiny/1/2"' in html and "about dogs" in html and "Found 1 result" in html
-    assert "bad query &#39;any:x&#39;" in html
+def test_explanation_search_lists_the_api_results(client, tiny):
+    word = explanation_word(tiny)
+    served = client.get(
+        "/api/tiny/explanation-search", params={"q": word, "limit": SEARCH_PAGE}
+    ).json()
+    assert served["total"] >= 1
+    found = section(client.get("/viz/tiny", params={"q": word}).text, "explanation-search")
+    assert served_links(found) == [(r["layer"], r["neuron"]) for r in served["data"]]
+    plural = "" if served["total"] == 1 else "s"
+    assert f"Found {served['total']} result{plural}" in found
+    for r in served["data"]:
+        assert r["explanation"] in html.unescape(found) and f"score {num(r['score'])}" in found
+
+
+def test_sections_without_their_tables_say_not_computed(bare_client):
+    meta = bare_client.get("/api/tiny/metadata").json()["data"]
+    assert not {"neuron2graph", "neuron_explainer"} & set(meta["available_services"])
+    page = bare_client.get("/viz/tiny/0/5")
+    assert page.status_code == 200
+    marks = set(re.findall(r'data-not-computed="([^"]*)"', page.text))
+    assert marks == {"explanation", "similar neurons", "Neuron2Graph graph", "N2G prediction"}
+    assert '<div class="ex"' in page.text  # the other sections still render
+    layer = bare_client.get("/viz/tiny/0").text
+    assert "not computed" in section(layer, "layer-n2g") and 'href="/viz/tiny/0/' in layer
+    model = bare_client.get("/viz/tiny", params={"token": "the", "q": "return"}).text
+    for sid in ("token-search", "explanation-search"):
+        found = section(model, sid)
+        assert "data-not-computed" in found and 'class="results"' not in found, sid
+    assert re.search(r"<td>neuron2graph</td>\s*<td>not computed</td>", model)
+    assert re.search(r"<td>neuron_explainer</td>\s*<td>not computed</td>", model)
 
 
 def test_odd_paths_and_queries_never_give_5xx(client):

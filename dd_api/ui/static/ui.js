@@ -13,12 +13,15 @@
     if (url) { e.preventDefault(); window.location.href = url; }
   });
 
-  function span(token, value, scale) {
+  // One predicted token: `value` in the neuron's units (scaled_activations), `norm` the same
+  // prediction as a fraction of the neuron's max activation (activations), which sets the colour.
+  function span(token, value, norm) {
     var s = document.createElement("span");
     s.textContent = token.replace(/\n/g, "\u21b5\n");
     s.dataset.act = String(value);
-    s.title = value.toFixed(4);
-    var level = scale > 0 ? Math.max(0, value) / scale : 0;
+    s.dataset.norm = String(norm);
+    s.title = value.toFixed(4) + " (" + norm.toFixed(3) + " of max)";
+    var level = Math.min(1, Math.max(0, norm));
     if (level >= 0.005) s.style.setProperty("--a", level.toFixed(2));
     return s;
   }
@@ -45,9 +48,8 @@
           out.textContent = (res.body && (res.body.detail || res.body.missing_data_types)) || "no prediction";
           return;
         }
-        var acts = d.activations || [];
-        var scale = Math.max.apply(null, acts.concat([0]));
-        d.tokens.forEach(function (tok, i) { out.appendChild(span(tok, acts[i] || 0, scale)); });
+        var scaled = d.scaled_activations || [], norm = d.activations || [];
+        d.tokens.forEach(function (tok, i) { out.appendChild(span(tok, scaled[i] || 0, norm[i] || 0)); });
       })
       .catch(function (err) { out.classList.add("err"); out.textContent = String(err); });
   });
