@@ -35,7 +35,8 @@ def queries(model: str, n: int, seed: int) -> list[str]:
     if index.height == 0:
         raise SystemExit("no n2g_token_index rows: run `deepdecipher materialize` first")
     rng = random.Random(seed)
-    entries = index["token"].to_list()  # one row per (token, kind, neuron): common tokens recur
+    # One row per (token, kind, neuron): common tokens recur. Commas are escaped in queries.
+    entries = [t.replace(",", "\\,") for t in index["token"].to_list()]
     distinct = sorted(set(entries))
     out = []
     for i in range(n):

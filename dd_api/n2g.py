@@ -1,13 +1,14 @@
-"""Neuron2Graph on the API side: the graph service, token search and predictions over user text.
+r"""Neuron2Graph on the API side: the graph service, token search and predictions over user text.
 
 Search follows DeepDecipher's grammar: ``type:token[,type:token...]`` with type ``activating``,
 ``important`` or ``any``; a term matches the union of its types, terms intersect. Tokens are
-matched trimmed and lower-cased. Results are ranked by the strongest activation of a matched
+matched trimmed and lower-cased; a comma inside a token is written ``\,``. Results are ranked by the strongest activation of a matched
 activating token (important-only matches rank after), then by (layer, neuron).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,7 +160,7 @@ def parse_query(query: str | None) -> list[Term]:
     grammar = "expected type:token[,type:token...] with type one of any, activating, important"
     if query is None or not query.strip():
         raise BadRequest(f"query is empty; {grammar}")
-    parts = query.split(",")
+    parts = [p.replace("\\,", ",") for p in re.split(r"(?<!\\),", query)]
     if len(parts) > MAX_TERMS:
         raise BadRequest(f"at most {MAX_TERMS} terms per query, got {len(parts)}")
     terms = []

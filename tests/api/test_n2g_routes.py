@@ -202,3 +202,14 @@ def test_n2g_routes_on_a_real_server(tiny, graphs):
         )
         assert predict.status_code == 200
         assert httpx.get(f"{base}/api/tiny/neuron2graph-search").status_code == 400
+
+
+def test_query_grammar_unit():
+    from dd_api.n2g import parse_query
+
+    terms = parse_query(r"ANY: The ,important:\,,activating:a\,b")
+    assert [(t.kinds, t.token) for t in terms] == [
+        (("activating", "important"), "the"),
+        (("important",), ","),
+        (("activating",), "a,b"),
+    ]
