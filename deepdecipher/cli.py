@@ -111,7 +111,8 @@ def up(args: argparse.Namespace) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    print(f"\nAPI:        http://{args.host}:{args.port}/api")
+    print(f"\nWeb UI:     http://{args.host}:{args.port}/viz")
+    print(f"API:        http://{args.host}:{args.port}/api")
     print(
         f"  example:  http://{args.host}:{args.port}/api/{(args.model or ['smollm2-135m'])[0]}/neuroscope/0/0"
     )
