@@ -44,10 +44,11 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
     names = set(registry.load().names)
     metadata_key = dg.AssetKey("model_metadata")
     have = instance.get_materialized_partitions(metadata_key)
-    # A layer is done when every per-layer asset has it (assets added later still get requested).
-    done = set.intersection(
-        *({str(k) for k in instance.get_materialized_partitions(a.key)} for a in LAYER_ASSETS)
-    )
+    # Per asset, so that an asset added to an existing deployment still gets requested: the run
+    # key names the assets it materializes, and the run selects only those.
+    done = {
+        a.key: {str(k) for k in instance.get_materialized_partitions(a.key)} for a in LAYER_ASSETS
+    }
     known_layers = set(instance.get_dynamic_partitions(layer_partitions.name))
     new_layers: set[str] = set()
     runs = []
@@ -62,8 +63,14 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
             key = layer_key(model, layer)
             if str(layer) not in known_layers:
                 new_layers.add(str(layer))
-            if str(key) not in done:
-                runs.append(dg.RunRequest(partition_key=key, run_key=f"layer:{key}"))
+            missing = [asset for asset, have_it in done.items() if str(key) not in have_it]
+            if missing:
+                label = "+".join(k.to_user_string() for k in missing)
+                runs.append(
+                    dg.RunRequest(
+                        partition_key=key, run_key=f"layer:{key}:{label}", asset_selection=missing
+                    )
+                )
     add = [layer_partitions.build_add_request(sorted(new_layers, key=int))] if new_layers else []
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=add)
 

@@ -81,6 +81,18 @@ def test_layer_sensor_waits_for_layer_count(tmp_path, tokenizer_dir):
     assert [str(r.partition_key) for r in result.run_requests] == ["0|a", "1|a", "2|a"]
     (add,) = result.dynamic_partitions_requests
     assert list(add.partition_keys) == ["0", "1", "2"]
+    assert set(result.run_requests[0].asset_selection) == {a.key for a in LAYER_ASSETS}
+    # Layer 0 gets every per-layer asset but one (as when an asset is added to a deployment):
+    # the next tick requests only that asset, under a new run key.
+    *others, added = LAYER_ASSETS
+    for asset in others:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset.key, partition=str(layer_key("a", 0)))
+        )
+    again = {str(r.partition_key): r for r in _tick(layer_sensor, instance, path).run_requests}
+    assert again["0|a"].asset_selection == [added.key]
+    assert again["0|a"].run_key != result.run_requests[0].run_key
+    assert set(again["1|a"].asset_selection) == {a.key for a in LAYER_ASSETS}
 
 
 def test_layer_key_beyond_a_models_depth_materializes_nothing(tiny):
