@@ -72,7 +72,7 @@ def graph_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
     return {
         "neuron_index": {"layer": layer, "neuron": neuron},
         # Stored as JSON text: passed through without decoding and re-encoding.
-        "graph": orjson.Fragment(r["graph"]),
+        "graph": orjson.Fragment(str(r["graph"])),  # str(): short columns are numpy str_
         "graphviz": r["dot"],
         "svg": r["svg"],
         "similar": _similar_index(store, model).get((layer, neuron), []),
@@ -96,7 +96,7 @@ def graph_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
         "prompts": int(r["prompts"]),
         "samples": int(r["samples"]),
         "lines": int(r["lines"]),
-        "trie": orjson.Fragment(r["trie"]),
+        "trie": orjson.Fragment(str(r["trie"])),
     }
 
 

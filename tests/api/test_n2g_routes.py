@@ -213,3 +213,16 @@ def test_query_grammar_unit():
         (("important",), ","),
         (("activating",), "a,b"),
     ]
+
+
+def test_short_graph_json_is_served(tiny, graphs, data_copy, monkeypatch):
+    """A layer whose graphs are all small keeps its strings as numpy str_: still served."""
+    small = graphs.filter(pl.col("layer") == 0).sort("lines").head(1)
+    assert len(small["graph"][0]) <= 256  # so the served column is fixed-width numpy str_
+    storage.write_partition(data_copy, N2G_GRAPHS, small, "tiny", [0])
+    monkeypatch.setenv("DEEPDECIPHER_DATA_ROOT", data_copy)
+    monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
+    with TestClient(create_app(ApiSettings())) as client:
+        r = client.get(f"/api/tiny/neuron2graph/0/{small['neuron'][0]}")
+        assert r.status_code == 200
+        assert r.json()["data"]["graph"] == orjson.loads(small["graph"][0])
