@@ -280,7 +280,9 @@ def predict(store: DataStore, model: str, layer: int, neuron: int, text: str | N
         f"n2g_trie:{layer}:{neuron}",
         (N2G_GRAPHS,),
         model,
-        lambda: PredictionTrie.from_json(orjson.loads(rows["trie"][0]), spec.n2g.normalize_tokens),
+        lambda: PredictionTrie.from_json(
+            orjson.loads(str(rows["trie"][0])), spec.n2g.normalize_tokens
+        ),
     )
     encoder = text_encoder(store, model)
     ids = encoder.encode(text)

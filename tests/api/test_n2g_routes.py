@@ -215,14 +215,21 @@ def test_query_grammar_unit():
     ]
 
 
-def test_short_graph_json_is_served(tiny, graphs, data_copy, monkeypatch):
-    """A layer whose graphs are all small keeps its strings as numpy str_: still served."""
+def test_short_json_columns_are_served(tiny, graphs, data_copy, monkeypatch):
+    """A layer whose graphs are all small keeps its strings as fixed-width numpy str_ (as the
+    one-neuron-per-layer SmolLM2 smoke run does): graph, trie and predictions still work."""
     small = graphs.filter(pl.col("layer") == 0).sort("lines").head(1)
-    assert len(small["graph"][0]) <= 256  # so the served column is fixed-width numpy str_
+    empty_trie = '{"children":[]}'  # a graph with no lines: the shortest valid trie
+    small = small.with_columns(trie=pl.lit(empty_trie))
+    assert len(small["graph"][0]) <= 256  # so the served columns are numpy str_
     storage.write_partition(data_copy, N2G_GRAPHS, small, "tiny", [0])
     monkeypatch.setenv("DEEPDECIPHER_DATA_ROOT", data_copy)
     monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
+    neuron = small["neuron"][0]
     with TestClient(create_app(ApiSettings())) as client:
-        r = client.get(f"/api/tiny/neuron2graph/0/{small['neuron'][0]}")
+        r = client.get(f"/api/tiny/neuron2graph/0/{neuron}")
         assert r.status_code == 200
         assert r.json()["data"]["graph"] == orjson.loads(small["graph"][0])
+        assert r.json()["data"]["trie"] == {"children": []}
+        p = client.get(f"/api/tiny/neuron2graph-predict/0/{neuron}", params={"text": "a b"})
+        assert p.status_code == 200 and set(p.json()["data"]["activations"]) == {0.0}
