@@ -97,9 +97,15 @@ def test_uncovered_neuron_is_a_clear_404(tiny, graphs, data_copy, monkeypatch):
         assert layer["coverage"] == pytest.approx((layer0.height - 1) / 96)
 
 
+def esc(token: str) -> str:
+    """A comma inside a token is written \\, in a query (commas separate terms)."""
+    return token.replace(",", "\\,")
+
+
 def test_search_semantics_match_the_index(client, tiny):
     index = storage.read(tiny.root, N2G_TOKEN_INDEX, "tiny")
-    token = index.group_by("token").len().sort("len", descending=True)["token"][0]
+    counts = index.group_by("token").len().sort(["len", "token"], descending=[True, False])
+    token = counts["token"][0]
 
     def expected(kind: str) -> set[tuple[int, int]]:
         rows = index.filter(pl.col("token") == token)
@@ -108,12 +114,14 @@ def test_search_semantics_match_the_index(client, tiny):
         return set(rows.select("layer", "neuron").iter_rows())
 
     for kind in ("any", "activating", "important"):
-        body = client.get("/api/tiny/neuron2graph-search", params={"query": f"{kind}:{token}"})
+        body = client.get("/api/tiny/neuron2graph-search", params={"query": f"{kind}:{esc(token)}"})
         got = {(d["layer"], d["neuron"]) for d in body.json()["data"]}
         assert got == expected(kind), kind
         assert body.json()["total"] == len(got)
     # Case and surrounding spaces do not matter; activation ranks the results.
-    body = client.get("/api/tiny/neuron2graph-search", params={"query": f"ANY:  {token.upper()} "})
+    body = client.get(
+        "/api/tiny/neuron2graph-search", params={"query": f"ANY:  {esc(token.upper())} "}
+    )
     data = body.json()["data"]
     assert {(d["layer"], d["neuron"]) for d in data} == expected("any")
     ranked = [d["activation"] if d["activation"] is not None else -1 for d in data]
@@ -126,18 +134,19 @@ def test_search_intersects_terms_and_pages(client, tiny):
         index.group_by("layer", "neuron")
         .agg(pl.col("token").unique())
         .filter(pl.col("token").list.len() >= 2)
+        .sort("layer", "neuron")
     )
     layer, neuron, tokens = pairs.row(0)
     a, b = sorted(tokens)[:2]
-    query = f"any:{a},any:{b}"
+    query = f"any:{esc(a)},any:{esc(b)}"
     data = client.get("/api/tiny/neuron2graph-search", params={"query": query}).json()
     with_a = set(index.filter(pl.col("token") == a).select("layer", "neuron").iter_rows())
     with_b = set(index.filter(pl.col("token") == b).select("layer", "neuron").iter_rows())
     assert {(d["layer"], d["neuron"]) for d in data["data"]} == with_a & with_b
     assert (layer, neuron) in with_a & with_b
-    full = client.get("/api/tiny/neuron2graph-search", params={"query": f"any:{a}"}).json()
+    full = client.get("/api/tiny/neuron2graph-search", params={"query": f"any:{esc(a)}"}).json()
     page = client.get(
-        "/api/tiny/neuron2graph-search", params={"query": f"any:{a}", "limit": 1, "offset": 1}
+        "/api/tiny/neuron2graph-search", params={"query": f"any:{esc(a)}", "limit": 1, "offset": 1}
     ).json()
     assert page["total"] == full["total"] and page["data"] == full["data"][1:2]
 
