@@ -195,15 +195,13 @@ class N2G:
 
     def _saliency(self, seqs: list[np.ndarray], neurons: np.ndarray) -> list[tuple]:
         """(importance matrix, unmasked activations) per sequence, from one batched call."""
-        rows, owners = [], []
-        for s, ids in enumerate(seqs):
+        rows = []
+        for ids in seqs:
             rows.append(ids)
-            owners.append(s)
             for k in range(1, len(ids)):
                 masked = ids.copy()
                 masked[k] = self.mask_id
                 rows.append(masked)
-                owners.append(s)
         outs = self.acts(rows, np.repeat(neurons, [len(ids) for ids in seqs]))
         results, i = [], 0
         for ids in seqs:
