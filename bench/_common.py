@@ -17,6 +17,12 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (nearest rank), e.g. pct(latencies, 0.99)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,16 +18,11 @@ import random
 import time
 
 import httpx
-from _common import local_server
+from _common import local_server, pct
 
 from dd_assets import storage
 from dd_assets.settings import data_root
 from dd_assets.tables import N2G_TOKEN_INDEX
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def queries(model: str, n: int, seed: int) -> list[str]:

@@ -22,12 +22,7 @@ import statistics
 import time
 
 import httpx
-from _common import local_server
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from _common import local_server, pct
 
 
 def timed(
