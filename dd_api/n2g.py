@@ -17,6 +17,7 @@ import polars as pl
 
 from dd_api.errors import BadRequest, NotFound, Unavailable, echo
 from dd_api.store import DataStore
+from dd_api.values import num as _num
 from dd_assets.methods.n2g.tokens import search_key
 from dd_assets.methods.n2g.trie import PredictionTrie
 from dd_assets.tables import MODEL_TOKENIZER, N2G_GRAPHS, N2G_TOKEN_INDEX, NEURON_SIMILARITY
@@ -25,13 +26,6 @@ KINDS = ("activating", "important")
 TYPES = ("any", *KINDS)
 MAX_TERMS = 16
 MAX_PREDICT_CHARS = 2000
-
-
-def _num(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if np.isnan(value) else round(value, 6)
 
 
 # -- the graph service ------------------------------------------------------------------------

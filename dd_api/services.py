@@ -18,6 +18,9 @@ import polars as pl
 from dd_api import n2g
 from dd_api.errors import NotFound, Unavailable
 from dd_api.store import ALL_TABLES, DataStore
+from dd_api.values import ROUND
+from dd_api.values import floats as _floats
+from dd_api.values import num as _num
 from dd_assets.tables import (
     DATASET_TOKENS,
     EXPLANATIONS,
@@ -28,20 +31,6 @@ from dd_assets.tables import (
     NEURON_STATS,
     TableSpec,
 )
-
-ROUND = 6
-
-
-def _floats(values) -> np.ndarray:
-    """Float arrays go out as numpy float32: orjson writes their shortest repr, fast."""
-    return np.asarray(values, dtype=np.float32)
-
-
-def _num(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if np.isnan(value) else round(value, ROUND)
 
 
 @dataclass(frozen=True)
