@@ -111,8 +111,10 @@ def _texts(store: DataStore, model: str, rows: dict) -> list[dict]:
     """DeepDecipher's text objects for some rows of neuron_examples."""
     docs = store.doc_tokens(model)
     activations = rows["activations"]  # float32 [rows, pos], stored rounded to 6 decimals
-    maxima = np.round(rows["max_activation"].astype(np.float64), ROUND).tolist()
-    minima = np.round(rows["min_activation"].astype(np.float64), ROUND).tolist()
+    # The extremes are stored as the rounded activations' own extremes: encode them the same way
+    # (float32, shortest repr) so a text's max_activation is exactly its largest activation.
+    maxima = list(_floats(rows["max_activation"]))
+    minima = list(_floats(rows["min_activation"]))
     argmax = rows["max_activating_token_index"].tolist()
     texts = []
     for i, doc in enumerate(rows["doc_index"].tolist()):
