@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
@@ -150,6 +151,11 @@ async def answer(store: DataStore, compute: Callable[[], Any]) -> Response:
     return Response(content, media_type=JSON)
 
 
+def success(returns: Any, description: str) -> ResponseSpec:
+    """The documented 200 response: a named component (no random examples: they would be noise)."""
+    return ResponseSpec(returns, description=description, generate_examples=False)
+
+
 def envelope(compute: Callable[[], Any], meta: Any) -> dict:
     """DeepDecipher's envelope around one service's data; ``metadata`` is null for the metadata
     service itself (DeepDecipher duplicated it), and data that is not there yet is listed."""
@@ -162,6 +168,15 @@ def envelope(compute: Callable[[], Any], meta: Any) -> dict:
             "metadata": meta,
         }
     return {"data": data, "metadata": meta}
+
+
+def searched(compute: Callable[[], Any], meta: Any, **extra: object) -> dict:
+    """A search's answer: the result's fields at the top level (DeepDecipher's shape), then
+    `extra` and the metadata; the "missing" envelope while its index is not computed."""
+    found = envelope(compute, meta)
+    if "data" not in found:
+        return found
+    return {**msgspec.structs.asdict(found["data"]), **extra, "metadata": meta}
 
 
 def _meta(ref: Ref):
@@ -231,7 +246,7 @@ class ServiceController(Controller):
         name="api:model",
         summary="Model-level data",
         responses={
-            200: ResponseSpec(BY_LEVEL["model"], description="Envelope", generate_examples=False),
+            200: success(BY_LEVEL["model"], "Envelope"),
             **ERRORS,
         },
     )
@@ -248,7 +263,7 @@ class ServiceController(Controller):
         name="api:layer",
         summary="Layer-level data",
         responses={
-            200: ResponseSpec(BY_LEVEL["layer"], description="Envelope", generate_examples=False),
+            200: success(BY_LEVEL["layer"], "Envelope"),
             **ERRORS,
         },
     )
@@ -273,7 +288,7 @@ class ServiceController(Controller):
         name="api:neuron",
         summary="Neuron-level data",
         responses={
-            200: ResponseSpec(BY_LEVEL["neuron"], description="Envelope", generate_examples=False),
+            200: success(BY_LEVEL["neuron"], "Envelope"),
             **ERRORS,
         },
     )
@@ -290,9 +305,7 @@ class ServiceController(Controller):
         name="api:n2g-search",
         summary="Neurons whose N2G graph holds tokens",
         responses={
-            200: ResponseSpec(
-                TokenSearchResponse | Missing, description="Matches", generate_examples=False
-            ),
+            200: success(TokenSearchResponse | Missing, "Matches"),
             **ERRORS,
         },
     )
@@ -309,12 +322,12 @@ class ServiceController(Controller):
 
         def compute() -> dict:
             ref = model_ref(store, model)
-            found = envelope(lambda: n2g.search(store, ref, terms, limit, offset), ref.meta)
-            if "data" not in found:
-                return found
-            result = found["data"]
-            return {"data": result.data, "total": result.total, "query": result.query,
-                    "limit": limit, "offset": offset, "metadata": ref.meta}  # fmt: skip
+            return searched(
+                lambda: n2g.search(store, ref, terms, limit, offset),
+                ref.meta,
+                limit=limit,
+                offset=offset,
+            )
 
         return await answer(store, compute)
 
@@ -324,9 +337,7 @@ class ServiceController(Controller):
         name="api:n2g-predict",
         summary="A neuron's N2G-predicted activation over your text",
         responses={
-            200: ResponseSpec(
-                PredictionResponse | Missing, description="Prediction", generate_examples=False
-            ),
+            200: success(PredictionResponse | Missing, "Prediction"),
             **ERRORS,
         },
     )
@@ -348,9 +359,7 @@ class ServiceController(Controller):
         name="api:explanation-search",
         summary="Search neuron explanations",
         responses={
-            200: ResponseSpec(
-                ExplanationSearchResponse | Missing, description="Matches", generate_examples=False
-            ),
+            200: success(ExplanationSearchResponse | Missing, "Matches"),
             **errors(e400="Empty, over-long or malformed query", e404="Unknown model"),
         },
     )
@@ -367,11 +376,6 @@ class ServiceController(Controller):
 
         def compute() -> dict:
             ref = model_ref(store, model)
-            found = envelope(lambda: search.search(store, ref, q, limit, offset), ref.meta)
-            if "data" not in found:
-                return found
-            result = found["data"]
-            return {"data": result.data, "total": result.total, "query": result.query,
-                    "metadata": ref.meta}  # fmt: skip
+            return searched(lambda: search.search(store, ref, q, limit, offset), ref.meta)
 
         return await answer(store, compute)

@@ -3,6 +3,7 @@ layer or model ranked by the activation range of their top document (DeepDeciphe
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from dd_api.query.errors import Unavailable
@@ -17,10 +18,13 @@ from dd_api.query.schemas import (
     Text,
 )
 from dd_api.query.store import DataStore
-from dd_api.query.values import ROUND, floats
+from dd_api.query.values import ROUND, exact
 from dd_assets.tables import DATASET_TOKENS, NEURON_EXAMPLES
 
 Ranking = list[tuple[NeuronIndex, float]]
+TEXT_COLUMNS = (
+    "activations", "max_activation", "min_activation", "max_activating_token_index", "doc_index"
+)  # fmt: skip
 
 
 def doc_tokens(store: DataStore, model: str) -> dict[int, tuple[list[str], str]]:
@@ -36,19 +40,18 @@ def doc_tokens(store: DataStore, model: str) -> dict[int, tuple[list[str], str]]
     return store.derived("doc_tokens", (DATASET_TOKENS,), model, build)
 
 
-def _select(rows: dict, mask) -> dict:
-    return {name: col[mask] for name, col in rows.items()}
-
-
-def _texts(store: DataStore, model: str, rows: dict, shared_range: bool) -> list[Text]:
-    """DeepDecipher's text objects for some rows of neuron_examples; with `shared_range`, each
-    carries the extremes over all of them (one colour scale for a neuron's top texts)."""
+def _texts(
+    store: DataStore, model: str, rows: dict, which: np.ndarray, shared_range: bool
+) -> list[Text]:
+    """DeepDecipher's text objects for rows `which` of a neuron's neuron_examples; with
+    `shared_range`, each carries the extremes over all of them (one colour scale)."""
+    rows = {name: rows[name][which] for name in TEXT_COLUMNS}
     docs = doc_tokens(store, model)
     activations = rows["activations"]  # float32 [rows, pos], stored rounded to 6 decimals
     # The extremes are stored as the rounded activations' own extremes: encode them the same way
-    # (float32, shortest repr) so a text's max_activation is exactly its largest activation.
-    maxima = list(floats(rows["max_activation"]))
-    minima = list(floats(rows["min_activation"]))
+    # (float32's shortest repr) so a text's max_activation is exactly its largest activation.
+    maxima = exact(rows["max_activation"])
+    minima = exact(rows["min_activation"])
     argmax = rows["max_activating_token_index"].tolist()
     max_range = max(maxima) if maxima and shared_range else None
     min_range = min(minima) if minima and shared_range else None
@@ -77,7 +80,7 @@ def _texts(store: DataStore, model: str, rows: dict, shared_range: bool) -> list
 
 def neuron(store: DataStore, ref: NeuronRef) -> NeuroscopeNeuron:
     rows = store.neuron_rows(NEURON_EXAMPLES, ref.model.name, ref.layer, ref.neuron)
-    texts = _texts(store, ref.model.name, _select(rows, rows["kind"] == "top"), True)
+    texts = _texts(store, ref.model.name, rows, np.flatnonzero(rows["kind"] == "top"), True)
     first = texts[0] if texts else None
     return NeuroscopeNeuron(
         neuron_index=ref.index,
@@ -89,10 +92,12 @@ def neuron(store: DataStore, ref: NeuronRef) -> NeuroscopeNeuron:
 
 def quantiles(store: DataStore, ref: NeuronRef) -> QuantileNeuron:
     rows = store.neuron_rows(NEURON_EXAMPLES, ref.model.name, ref.layer, ref.neuron)
-    rows = _select(rows, rows["kind"] == "quantile")
+    quantile = rows["kind"] == "quantile"
+    labels = rows["band"]
     bands = []
-    for band in dict.fromkeys(rows["band"].tolist()):
-        texts = _texts(store, ref.model.name, _select(rows, rows["band"] == band), False)
+    for band in dict.fromkeys(labels[quantile].tolist()):
+        which = np.flatnonzero(quantile & (labels == band))
+        texts = _texts(store, ref.model.name, rows, which, False)
         lo, hi = (float(x) for x in band.split("-"))
         bands.append(QuantileBand(band=band, lower_quantile=lo, upper_quantile=hi, texts=texts))
     return QuantileNeuron(neuron_index=ref.index, bands=bands)

@@ -131,6 +131,7 @@ class _Table:
     lock: threading.Lock = field(default_factory=threading.Lock)
     refreshed: float = -float("inf")
     fingerprints: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    layers: dict[str, frozenset[int]] = field(default_factory=dict)  # model -> layers with files
 
 
 class DataStore:
@@ -142,6 +143,7 @@ class DataStore:
         self._partitions: OrderedDict[tuple, Partition] = OrderedDict()
         self._cached_bytes = 0
         self._derived: OrderedDict[tuple, Any] = OrderedDict()
+        self._recent: dict[tuple, tuple[float, Any]] = {}  # derived values checked lately
         self._loading: dict[tuple, Future] = {}
         self._lock = threading.Lock()  # guards the dicts above, never held during I/O
         self._local = threading.local()
@@ -205,6 +207,11 @@ class DataStore:
                 if version != before or not state.fingerprints:
                     files = state.reader.files() if version is not None else []
                     state.fingerprints = _fingerprints(files)
+                    layers: dict[str, set[int]] = {}
+                    for model, layer in state.fingerprints:
+                        if layer is not None:
+                            layers.setdefault(model, set()).add(layer)
+                    state.layers = {m: frozenset(ls) for m, ls in layers.items()}
                 state.refreshed = time.monotonic()
         return state
 
@@ -217,10 +224,9 @@ class DataStore:
         None when there are none. Unchanged by commits that touch other partitions."""
         return self._refreshed(table).fingerprints.get((model, layer))
 
-    def layers_present(self, table: TableSpec, model: str) -> set[int]:
+    def layers_present(self, table: TableSpec, model: str) -> frozenset[int]:
         """Layers of `model` that have rows in a per-layer table (from the Delta log, no scan)."""
-        prints = self._refreshed(table).fingerprints
-        return {layer for (m, layer) in prints if m == model and layer is not None}
+        return self._refreshed(table).layers.get(model, frozenset())
 
     def has_model(self, table: TableSpec, model: str) -> bool:
         return self.fingerprint(table, model) is not None
@@ -299,9 +305,21 @@ class DataStore:
     def derived(
         self, name: str, tables: tuple[TableSpec, ...], model: str, build: Callable[[], T]
     ) -> T:
-        """A value computed from some tables, cached until the model's files in one change."""
+        """A value computed from some tables, cached until the model's files in one change.
+
+        Checking the files of many tables (metadata depends on all of them) costs more than most
+        lookups, so a value is re-checked at most every `refresh_seconds`, as versions are.
+        """
+        now = time.monotonic()
+        recent = self._recent.get((name, model))
+        if recent is not None and now - recent[0] < self.settings.refresh_seconds:
+            return recent[1]
         key = (name, model, *(self.fingerprint(t, model) for t in tables))
-        return self._load(key, build, self._derived)
+        value = self._load(key, build, self._derived)
+        if len(self._recent) > MAX_DERIVED:
+            self._recent.clear()
+        self._recent[name, model] = (now, value)
+        return value
 
     def cached_bytes(self) -> int:
         return self._cached_bytes
