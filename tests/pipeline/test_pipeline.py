@@ -71,7 +71,10 @@ def test_served_activations_equal_fresh_transformer_lens_recomputation(tiny):
         np.testing.assert_allclose(row["activations"], fresh.numpy(), atol=1e-5)
         body = fresh[1:]
         assert row["max_activating_token_index"] == int(body.argmax()) + 1
-        assert row["max_activation"] == np.float32(body.max())
+        # Stored to 6 decimals: the text's max is exactly its largest stored activation and
+        # within rounding of the fresh maximum.
+        assert row["max_activation"] == max(row["activations"][1:])
+        assert abs(row["max_activation"] - float(body.max())) <= 1e-6
 
 
 def test_rerun_is_idempotent(tiny):
