@@ -129,14 +129,15 @@ def _write_other_model(root: str, model: str, stop, commits) -> None:
     reader.refresh()
     parts = reader.read_partition_values() or []
     layers = sorted({int(p["layer"]) for p in parts if p.get("model") == model})
-    for layer, table in itertools.product(itertools.cycle(layers or [0]), tables):
-        if stop.is_set():
-            return
-        rows = storage.read(root, table, model, [layer])
-        rows = rows.with_columns(pl.lit(OTHER_MODEL).alias("model"))
-        storage.write_partition(root, table, rows, OTHER_MODEL, [layer])
-        with commits.get_lock():
-            commits.value += 1
+    for layer in itertools.cycle(layers or [0]):
+        for table in tables:
+            if stop.is_set():
+                return
+            rows = storage.read(root, table, model, [layer])
+            rows = rows.with_columns(pl.lit(OTHER_MODEL).alias("model"))
+            storage.write_partition(root, table, rows, OTHER_MODEL, [layer])
+            with commits.get_lock():
+                commits.value += 1
 
 
 @contextmanager
