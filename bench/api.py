@@ -98,6 +98,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="alternate the two loads; report medians")
     p.add_argument("--workers", type=int, default=1, help="server worker processes")
     p.add_argument("--no-writes", action="store_true", help="skip the phase under table writes")
+    p.add_argument("--layers", type=int, default=0, help="only the first N layers (0: all)")
     args = p.parse_args()
     tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
     source = os.environ.get("DEEPDECIPHER_DATA_ROOT", "data")
@@ -110,6 +111,7 @@ def main() -> None:
         with local_server(args.workers, DEEPDECIPHER_DATA_ROOT=root) as base:
             meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=60).json()["data"]
             layers, neurons = meta["num_layers"], meta["layer_size"]
+            layers = min(layers, args.layers or layers)
             warm = time.perf_counter()
             for _ in range(2 * args.workers):  # each worker has its own cache: reach most
                 for layer in range(layers):

@@ -80,7 +80,8 @@ def _texts(
 
 def neuron(store: DataStore, ref: NeuronRef) -> NeuroscopeNeuron:
     rows = store.neuron_rows(NEURON_EXAMPLES, ref.model.name, ref.layer, ref.neuron)
-    texts = _texts(store, ref.model.name, rows, np.flatnonzero(rows["kind"] == "top"), True)
+    top = [i for i, kind in enumerate(rows["kind"].tolist()) if kind == "top"]
+    texts = _texts(store, ref.model.name, rows, np.asarray(top, dtype=np.intp), True)
     first = texts[0] if texts else None
     return NeuroscopeNeuron(
         neuron_index=ref.index,
@@ -92,12 +93,15 @@ def neuron(store: DataStore, ref: NeuronRef) -> NeuroscopeNeuron:
 
 def quantiles(store: DataStore, ref: NeuronRef) -> QuantileNeuron:
     rows = store.neuron_rows(NEURON_EXAMPLES, ref.model.name, ref.layer, ref.neuron)
-    quantile = rows["kind"] == "quantile"
-    labels = rows["band"]
+    members: dict[str, list[int]] = {}  # band -> its rows, bands in order of appearance
+    for i, (kind, band) in enumerate(
+        zip(rows["kind"].tolist(), rows["band"].tolist(), strict=True)
+    ):
+        if kind == "quantile":
+            members.setdefault(band, []).append(i)
     bands = []
-    for band in dict.fromkeys(labels[quantile].tolist()):
-        which = np.flatnonzero(quantile & (labels == band))
-        texts = _texts(store, ref.model.name, rows, which, False)
+    for band, which in members.items():
+        texts = _texts(store, ref.model.name, rows, np.asarray(which, dtype=np.intp), False)
         lo, hi = (float(x) for x in band.split("-"))
         bands.append(QuantileBand(band=band, lower_quantile=lo, upper_quantile=hi, texts=texts))
     return QuantileNeuron(neuron_index=ref.index, bands=bands)
