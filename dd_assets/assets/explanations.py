@@ -38,6 +38,12 @@ def vocabulary(tokens: pl.DataFrame) -> list[str]:
     return vocab.tolist()
 
 
+def data_identity(meta: pl.DataFrame) -> list[str | int]:
+    """What the excerpts were cut from (dataset, context length, top-k), for the reply cache key."""
+    row = meta.row(0, named=True)
+    return [str(row["dataset"]), int(row["context_length"]), int(row["top_k"])]
+
+
 def llm_sample(model: str, layer: int, d_mlp: int, n: int) -> list[int]:
     """The neurons an LLM explains in this partition: a fixed random sample, so re-runs (and the
     cache) see the same neurons."""
@@ -117,10 +123,11 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
         results = explain_neurons(
             client, cache, budget, model, layer, sample, excerpts, vocab,
             progress=progress_logger(context, f"explanations layer {layer}"),
+            data_key=data_identity(meta),
         )  # fmt: skip
         if results:
             llm = pl.DataFrame([r.__dict__ for r in results]).drop("tokens_used")
-            llm = llm.cast(dict(frame.select(llm.columns).schema))
+            llm = llm.select(frame.columns).cast(dict(frame.schema))
             frame = pl.concat([frame.filter(~pl.col("neuron").is_in(llm["neuron"])), llm])
         failed = sum(r.status != "ok" for r in results)
         meta_out.update(
@@ -135,11 +142,10 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
     frame = frame.with_columns(
         pl.lit(model).alias("model"), pl.lit(layer).cast(pl.Int32).alias("layer")
     ).cast(dict(EXPLANATIONS.schema))
-    scores = frame["score"].drop_nulls()
-    meta_out.update(
-        neurons=frame.height,
-        seconds=time.monotonic() - start,
-        mean_score=float(scores.mean()) if scores.len() else None,
-        scored=scores.len(),
-    )
+    meta_out.update(neurons=frame.height, seconds=time.monotonic() - start)
+    for scorer, rows in frame.group_by("scorer", maintain_order=True):
+        scores = rows["score"].drop_nulls()
+        meta_out[f"scored by {scorer[0]}"] = scores.len()
+        meta_out[f"mean score by {scorer[0]}"] = float(scores.mean()) if scores.len() else None
+    meta_out["unscored"] = frame["score"].null_count()
     yield dg.Output(frame, metadata=meta_out)
