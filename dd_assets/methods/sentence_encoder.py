@@ -76,12 +76,15 @@ class SentenceEncoder:
             p = f"encoder.layer.{i}"
 
             def split(h: np.ndarray) -> np.ndarray:
-                return h.reshape(b, t, self.heads, hd).transpose(0, 2, 1, 3)  # [b, head, pos, hd]
+                # [batch, head, pos, hd], contiguous: batched matmul then runs as BLAS calls
+                return np.ascontiguousarray(h.reshape(b, t, self.heads, hd).transpose(0, 2, 1, 3))
 
             q = split(self._linear(x, f"{p}.attention.self.query"))
-            k = split(self._linear(x, f"{p}.attention.self.key"))
+            k_t = np.ascontiguousarray(
+                split(self._linear(x, f"{p}.attention.self.key")).swapaxes(2, 3)
+            )
             v = split(self._linear(x, f"{p}.attention.self.value"))
-            att = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(hd)) + bias
+            att = q @ k_t / np.float32(np.sqrt(hd)) + bias
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, self.dim)
