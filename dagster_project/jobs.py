@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dd_assets.assets.explanation_embeddings import explanation_embeddings
 from dd_assets.assets.explanations import explanations
 from dd_assets.assets.logit_effects import logit_effects
 from dd_assets.assets.metadata import model_metadata
@@ -14,7 +15,7 @@ from dd_assets.partitions import model_layer_partitions, model_partitions
 
 MODEL_ASSETS = [dataset_tokens, activation_scan, neuron_examples, model_metadata, model_tokenizer]
 # explanations after n2g_graphs: the offline explainer scores with the layer's N2G graphs.
-LAYER_ASSETS = [logit_effects, n2g_graphs, explanations]
+LAYER_ASSETS = [logit_effects, n2g_graphs, explanations, explanation_embeddings]
 # Model-level assets that read every layer of a per-layer asset: run after all layers are done.
 SUMMARY_ASSETS = [n2g_token_index, neuron_similarity]
 ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS, *SUMMARY_ASSETS]

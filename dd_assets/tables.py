@@ -265,6 +265,20 @@ EXPLANATIONS = TableSpec(
     description="One explanation per neuron with its simulation score (OpenAI-explainer style).",
 )
 
+EXPLANATION_EMBEDDINGS = TableSpec(
+    name="explanation_embeddings",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        encoder=STR,  # the sentence encoder, e.g. "all-MiniLM-L6-v2"
+        embedding=pl.List(pl.Float32),  # unit vector (384 floats): cosine = dot product
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="A sentence embedding of each explanation, for semantic explanation search.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -279,5 +293,6 @@ TABLES: dict[str, TableSpec] = {
         NEURON_SIMILARITY,
         MODEL_TOKENIZER,
         EXPLANATIONS,
+        EXPLANATION_EMBEDDINGS,
     )
 }

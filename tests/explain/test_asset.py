@@ -92,3 +92,23 @@ def test_llm_configured_run_explains_a_budgeted_sample_and_caches(tiny, tmp_path
     ).all()
     cache = list((tmp_path / "data" / "_explainer_cache" / "tiny").glob("*.jsonl"))
     assert len(cache) == 1 and "sk-never-stored" not in cache[0].read_text()
+
+
+def test_every_explanation_has_a_unit_embedding_from_the_shared_encoder(tiny):
+    import numpy as np
+
+    from dd_assets.methods.explain.semantic import embed_explanations
+    from dd_assets.methods.sentence_encoder import default_encoder
+    from dd_assets.tables import EXPLANATION_EMBEDDINGS
+
+    df = storage.read(tiny.root, EXPLANATIONS, "tiny").filter(pl.col("status") == "ok")
+    emb = storage.read(tiny.root, EXPLANATION_EMBEDDINGS, "tiny")
+    assert emb.height == df.height and set(emb["encoder"]) == {"all-MiniLM-L6-v2"}
+    joined = df.join(emb, on=["layer", "neuron"]).sort("layer", "neuron").head(12)
+    stored = np.asarray(joined["embedding"].to_list(), dtype=np.float32)
+    assert stored.shape == (12, 384)
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+    again = embed_explanations(
+        default_encoder(), joined["kind"].to_list(), joined["explanation"].to_list()
+    )
+    np.testing.assert_allclose(stored, again, atol=1e-5)
