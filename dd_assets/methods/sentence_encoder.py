@@ -54,6 +54,8 @@ class SentenceEncoder:
         self.heads = int(self.config["num_attention_heads"])
         self.eps = float(self.config["layer_norm_eps"])
         self.dim = int(self.config["hidden_size"])
+        self.memo: dict[str, np.ndarray] = {}
+        """Vectors of texts embedded before, for callers that embed the same texts again."""
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]

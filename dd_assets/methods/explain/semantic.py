@@ -71,12 +71,13 @@ def embed_explanations(
 ) -> Float[np.ndarray, "row dim"]:
     """One unit vector per explanation; each distinct unit text is embedded once."""
     units = [explanation_units(k, e) for k, e in zip(kinds, explanations, strict=True)]
-    distinct = sorted({u for us in units for u in us})
-    vectors = encoder.embed(distinct)
-    where = {u: i for i, u in enumerate(distinct)}
+    # The layers of one run share most token descriptions: each is encoded once per process.
+    memo = encoder.memo
+    missing = sorted({u for us in units for u in us} - memo.keys())
+    memo.update(zip(missing, encoder.embed(missing), strict=True))
     out = np.zeros((len(units), encoder.dim), dtype=np.float32)
     for r, us in enumerate(units):
-        v = vectors[[where[u] for u in us]].mean(axis=0)
+        v = np.mean([memo[u] for u in us], axis=0)
         out[r] = v / max(float(np.linalg.norm(v)), 1e-12)
     return out
 
