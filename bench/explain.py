@@ -22,7 +22,7 @@ import time
 import numpy as np
 import polars as pl
 
-from dd_api.search import ExplanationIndex
+from dd_api.query.search import ExplanationIndex
 from dd_assets import storage
 from dd_assets.assets.explanations import add_sampled_windows, vocabulary
 from dd_assets.methods.explain.offline import offline_explanations

@@ -3,7 +3,10 @@
     apt-get install -y wrk
     .venv/bin/python bench/load.py --connections 64 --seconds 30
 
-Drives a random mix of neuron-level (neuroscope, quantile_examples, activation_stats,
+With DEFAULT server settings, over a copy of the data root. Runs /health (the baseline), the
+neuron-page mix of bench/api.py (random neurons over all layers, the five services a neuron page
+reads) and the broad mix below; then /health and the page mix again while a background process
+writes another model into the same tables. The broad mix drives of neuron-level (neuroscope, quantile_examples, activation_stats,
 logit_effects, neuron_explainer, all), Neuron2Graph graphs of covered neurons, token searches,
 predictions and explanation searches, layer-level and model-level routes, and the web UI's neuron
 and layer pages, and reports req/s, p50/p99 and the count of non-2xx answers (must be 0; bad input
@@ -13,10 +16,12 @@ is covered by the tests). A trivial /health run under the same load is the basel
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import tempfile
 
 import httpx
-from _common import local_server, run_wrk
+from _common import local_server, other_model_writes, page_mix_script, run_wrk, server_rss_mb
 
 LUA = """
 math.randomseed(1)
@@ -63,7 +68,17 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=30)
     p.add_argument("--connections", type=int, default=64)
     args = p.parse_args()
-    with local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base:
+    tmp = tempfile.mkdtemp(prefix="dd-load-")
+    root = os.path.join(tmp, "data")
+    shutil.copytree(os.environ.get("DEEPDECIPHER_DATA_ROOT", "data"), root)
+    try:
+        run(args, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: str) -> None:
+    with local_server(DEEPDECIPHER_DATA_ROOT=root) as base:
         meta = httpx.get(f"{base}/api/{args.model}/metadata", timeout=30).json()["data"]
         layers, neurons = meta["num_layers"], meta["layer_size"]
         graphs = []
@@ -85,13 +100,32 @@ def main() -> None:
                     "tokens": ",".join(tokens),
                 }
             )
-        health = run_wrk(f"{base}/health", args.seconds, args.connections)
-        mixed = run_wrk(f"{base}/", args.seconds, args.connections, f.name)
-    print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1")
-    for name, r in (("trivial /health", health), ("mixed API + UI", mixed)):
+        page = page_mix_script(args.model, layers, neurons, seed=2)
+        runs = [
+            ("trivial /health", run_wrk(f"{base}/health", args.seconds, args.connections)),
+            ("neuron-page mix", run_wrk(f"{base}/", args.seconds, args.connections, page)),
+            ("mixed API + UI", run_wrk(f"{base}/", args.seconds, args.connections, f.name)),
+        ]
+        rss = server_rss_mb()
+        with other_model_writes(root, args.model) as commits:
+            runs += [
+                ("/health, writes", run_wrk(f"{base}/health", args.seconds, args.connections)),
+                ("page mix, writes", run_wrk(f"{base}/", args.seconds, args.connections, page)),
+            ]
+            written = commits()
+    print(f"load: wrk, {args.connections} connections, {args.seconds} s each, 127.0.0.1, "
+          f"default settings; server RSS {rss:.0f} MiB; {written} commits of another model "
+          "during the last two runs")  # fmt: skip
+    for name, r in runs:
         print(f"  {name:<18} {r['requests']:7d} requests  {r['rps']:7.0f} req/s  "
               f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  non-2xx {r['errors']}  "
               f"socket errors: {r['socket_errors']}")  # fmt: skip
+    for base_name, mix in (
+        ("trivial /health", "neuron-page mix"),
+        ("/health, writes", "page mix, writes"),
+    ):
+        ratio = dict(runs)[mix]["rps"] / dict(runs)[base_name]["rps"]
+        print(f"  ratio {mix} / {base_name}: {ratio:.3f}")
 
 
 if __name__ == "__main__":

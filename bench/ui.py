@@ -44,7 +44,7 @@ def main() -> None:
     args = p.parse_args()
     rng = random.Random(args.seed)
     with (
-        local_server(DEEPDECIPHER_CACHE_PARTITIONS="256") as base,
+        local_server() as base,  # default settings
         httpx.Client(base_url=base, timeout=120) as client,
     ):
         meta = client.get(f"/api/{args.model}/metadata").json()["data"]

@@ -1,34 +1,51 @@
-"""API settings, read from the environment once per process."""
+"""API settings: one pydantic-settings class, read from ``DEEPDECIPHER_*`` variables once per process."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-from dd_assets.settings import data_root, registry_path
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CACHE_MB = 2048
+"""Holds every partition the default model's neuron pages read (SmolLM2: ~1.3 GB, docs/api.md)."""
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    data_root: str = field(default_factory=data_root)
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEEPDECIPHER_", frozen=True, extra="ignore")
+
+    data_root: str = "data"
     """Where the Delta tables live: a local folder or a deltalake URI (s3://...)."""
-    registry: str = field(default_factory=lambda: str(registry_path()))
+    registry: str = "models.yaml"
     """The model registry YAML; only models listed there are served."""
-    refresh_seconds: float = field(
-        default_factory=lambda: float(os.environ.get("DEEPDECIPHER_REFRESH_SECONDS", "2"))
-    )
+    refresh_seconds: float = Field(2.0, ge=0)
     """How often (at most) to look for new Delta versions of a table."""
-    cache_partitions: int = field(
-        default_factory=lambda: int(os.environ.get("DEEPDECIPHER_CACHE_PARTITIONS", "48"))
-    )
-    """How many (table, model, layer) partitions to keep in memory for point lookups."""
+    cache_mb: int = Field(DEFAULT_CACHE_MB, ge=1)
+    """Memory budget of the partition cache in MiB (``DEEPDECIPHER_CACHE_MB``)."""
     max_page_size: int = 100_000
     """Upper bound of `limit` on list endpoints (important neurons)."""
-    rate_limit_per_minute: int = field(
-        default_factory=lambda: int(os.environ.get("DEEPDECIPHER_RATE_LIMIT", "0"))
+    rate_limit_per_minute: int = Field(
+        0, ge=0, validation_alias=AliasChoices("DEEPDECIPHER_RATE_LIMIT", "rate_limit_per_minute")
     )
-    """Requests per minute per client address; 0 (default) turns rate limiting off."""
+    """Requests per minute per client address (``DEEPDECIPHER_RATE_LIMIT``); 0 turns it off."""
+
+    @field_validator("data_root")
+    @classmethod
+    def _absolute_root(cls, root: str) -> str:
+        """Local roots are made absolute; URIs (s3://...) are kept as given."""
+        if "://" in root:
+            return root.rstrip("/")
+        return str(Path(root).expanduser().resolve())
+
+    @field_validator("registry")
+    @classmethod
+    def _absolute_registry(cls, path: str) -> str:
+        return str(Path(path).expanduser().resolve())
+
+    @property
+    def cache_bytes(self) -> int:
+        return self.cache_mb << 20
 
 
 @lru_cache

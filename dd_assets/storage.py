@@ -142,6 +142,10 @@ class TableReader:
     def read(self, model: str, layers: list[int] | None = None) -> pl.DataFrame:
         return self.scan(model, layers).collect()
 
+    def files(self) -> list[str]:
+        """URIs of the pinned version's data files (``.../model=m/layer=3/part-....parquet``)."""
+        return [] if self._dt is None else list(self._dt.file_uris())
+
     def read_partition_values(self) -> list[dict[str, str]] | None:
         """Partition values present in the pinned version, from the Delta log alone."""
         if self._dt is None:

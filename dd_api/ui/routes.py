@@ -9,30 +9,33 @@ Pages (all GET, HTML, deep-linkable):
 - ``/viz/{model}/{layer}``: the layer's neurons ranked by activation range, with statistics.
 - ``/viz/{model}/{layer}/{neuron}``: the neuron page, every section rendered on the server.
 
-Errors (unknown model, index out of range) are HTML pages with the API's status codes.
+Errors (unknown model, index out of range) are HTML pages with the API's status codes. Pages are
+gzipped by the application's compression config; templates build URLs with ``url_for`` (route
+reversal) from the route names below.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import Environment, FileSystemLoader, pass_context
 from litestar import Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from dd_api.errors import BadRequest, DDError
-from dd_api.services import SERVICES
+from dd_api.query.errors import BadRequest, DDError
+from dd_api.query.refs import layer_ref, model_ref, neuron_ref
+from dd_api.query.services import SERVICES
+from dd_api.query.store import DataStore
 from dd_api.ui import views
 
 HERE = Path(__file__).parent
@@ -41,7 +44,7 @@ PAGE_SIZE = 100
 SEARCH_PAGE = 50
 MAX_QUERY = 200
 NO_STORE = {"Cache-Control": "no-store"}
-GZIP_MIN_BYTES = 2048
+API_DOCS = "/schema/swagger"
 
 Offset = Annotated[int, Parameter(ge=0, le=10**9)]
 Limit = Annotated[int, Parameter(ge=1, le=2000)]
@@ -51,12 +54,19 @@ def _asset_version(name: str) -> str:
     return hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:10]
 
 
+_ASSET_VERSIONS = {name: _asset_version(name) for name in ("ui.css", "ui.js")}
+
+
 def _static(name: str) -> str:
     """URL of a static file, versioned by content so browsers may cache it for a long time."""
     return f"{STATIC_PATH}/{name}?v={_ASSET_VERSIONS[name]}"
 
 
-_ASSET_VERSIONS = {name: _asset_version(name) for name in ("ui.css", "ui.js")}
+@pass_context
+def _url(context: Any, name: str, **path: object) -> str:
+    """Litestar's route reversal for templates: ``url("ui:neuron", model=m, layer=3, neuron=7)``.
+    Indices are path segments typed as strings (so malformed ones get our 400), hence ``str``."""
+    return context["request"].app.route_reverse(name, **{k: str(v) for k, v in path.items()})
 
 
 def _environment() -> Environment:
@@ -67,7 +77,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.globals.update(static=_static, services=SERVICES, api_docs="/schema/swagger")
+    env.globals.update(static=_static, services=SERVICES, api_docs=API_DOCS, url=_url)
     env.filters["num"] = lambda v, fmt="{:.3g}": "–" if v is None else fmt.format(v)
     return env
 
@@ -76,18 +86,15 @@ def template_config() -> TemplateConfig:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(_environment()))
 
 
-def _page(request: Request, started: float, name: str, **context: Any) -> Response:
-    """Render a page, gzipped when the client accepts it (a neuron page's ~300 KB of token spans
-    shrink ~5x for ~3 ms of level-1 compression). ``Server-Timing`` says how long data, rendering
-    and compression took in the server."""
-    body = request.app.template_engine.get_template(name).render(**context).encode()
-    headers = {"Vary": "Accept-Encoding"}
-    if len(body) > GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
-        body = gzip.compress(body, compresslevel=1)
-        headers["Content-Encoding"] = "gzip"
+def _page(started: float, name: str, **context: Any) -> Template:
+    """A page; ``Server-Timing`` says how long gathering its data took in the server."""
     took = (time.perf_counter() - started) * 1e3
-    headers["Server-Timing"] = f"app;dur={took:.2f}"
-    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+    return Template(
+        template_name=name,
+        context=context,
+        media_type="text/html; charset=utf-8",
+        headers={"Server-Timing": f"app;dur={took:.2f}"},
+    )
 
 
 def html_error(request: Request, exc: Exception) -> Response:
@@ -98,8 +105,14 @@ def html_error(request: Request, exc: Exception) -> Response:
         logging.getLogger("dd_api.ui").error("internal error", exc_info=exc)
         status, detail = 500, "internal server error"
     engine = request.app.template_engine
-    body = engine.get_template("error.html.j2").render(status=status, detail=detail)
+    body = engine.get_template("error.html.j2").render(
+        status=status, detail=detail, request=request
+    )
     return Response(body, status_code=status, media_type="text/html")
+
+
+def _store(state: State) -> DataStore:
+    return state.store
 
 
 @get("/", include_in_schema=False, sync_to_thread=False)
@@ -107,107 +120,93 @@ def root() -> Redirect:
     return Redirect("/viz", status_code=302)
 
 
-@get("/viz", name="ui:index", include_in_schema=False, sync_to_thread=False)
-def index(request: Request, state: State) -> Response:
+@get("/viz", name="ui:index", include_in_schema=False, sync_to_thread=True)
+def index(state: State) -> Template:
     started = time.perf_counter()
-    return _page(request, started, "index.html.j2", models=views.models(state.store))
+    return _page(started, "index.html.j2", models=views.models(_store(state)))
 
 
-@get("/viz/{model:str}", name="ui:model", include_in_schema=False, sync_to_thread=False)
+@get("/viz/{model:str}", name="ui:model", include_in_schema=False, sync_to_thread=True)
 def model_page(
-    request: Request,
-    state: State,
-    model: str,
-    token: str | None = None,
-    q: str | None = None,
-    offset: Offset = 0,
-) -> Response:
+    state: State, model: str, token: str | None = None, q: str | None = None, offset: Offset = 0
+) -> Template:
     started = time.perf_counter()
-    store = state.store
-    ctx = views.model_page(store, model)
-    token_result = expl_result = None
-    token_error = expl_error = None
-    token_available = views.token_search_available(store, model)
-    expl_available = views.explanation_search_available(store, model)
+    store = _store(state)
+    ref = model_ref(store, model)
+    token_result = expl_result = token_error = expl_error = None
     if token:
         if len(token) > MAX_QUERY:
             token_error = f"query too long (at most {MAX_QUERY} characters)"
         else:
-            try:
-                token_result = views.token_search(
-                    store, model, views.token_query(token), SEARCH_PAGE, offset
-                )
-            except DDError as exc:
-                token_error = exc.detail
+            token_result, token_error = views.token_search(store, ref, token, SEARCH_PAGE, offset)
     if q:
         if len(q) > MAX_QUERY:
             expl_error = f"query too long (at most {MAX_QUERY} characters)"
         else:
-            try:
-                expl_result = views.explanation_search(store, model, q, SEARCH_PAGE, offset)
-            except DDError as exc:
-                expl_error = exc.detail
+            expl_result, expl_error = views.explanation_search(store, ref, q, SEARCH_PAGE, offset)
+    available = ref.meta.available_services
     return _page(
-        request,
         started,
         "model.html.j2",
-        **ctx,
+        **views.model_page(store, ref),
         token=token or "",
         q=q or "",
         offset=offset,
         page=SEARCH_PAGE,
         token_result=token_result,
         token_error=token_error,
-        token_available=token_available,
+        token_available="neuron2graph-search" in available,
         expl_result=expl_result,
         expl_error=expl_error,
-        expl_available=expl_available,
+        expl_available="explanation-search" in available,
     )
 
 
-@get("/viz/{model:str}/random", include_in_schema=False, sync_to_thread=False)
-def random_neuron(state: State, model: str) -> Redirect:
-    meta = views.model_page(state.store, model)["meta"]
-    layer, neuron = views.random_neuron(meta)
-    return Redirect(f"/viz/{model}/{layer}/{neuron}", status_code=302, headers=NO_STORE)
+@get("/viz/{model:str}/random", name="ui:random", include_in_schema=False, sync_to_thread=True)
+def random_neuron(request: Request, state: State, model: str) -> Redirect:
+    layer, neuron = views.random_neuron(model_ref(_store(state), model))
+    url = request.app.route_reverse("ui:neuron", model=model, layer=str(layer), neuron=str(neuron))
+    return Redirect(url, status_code=302, headers=NO_STORE)
 
 
-@get("/viz/{model:str}/go", include_in_schema=False, sync_to_thread=False)
-def go(state: State, model: str, layer: str = "", neuron: str = "") -> Redirect:
+@get("/viz/{model:str}/go", name="ui:go", include_in_schema=False, sync_to_thread=True)
+def go(request: Request, state: State, model: str, layer: str = "", neuron: str = "") -> Redirect:
     """The chooser's form target: validate, then redirect to the neuron (or layer) page."""
+    store = _store(state)
     if not layer.strip():
         raise BadRequest("choose a layer")
     if not neuron.strip():
-        views.validate(state.store, model, layer.strip(), None)
-        return Redirect(f"/viz/{model}/{int(layer)}", status_code=302)
-    views.validate(state.store, model, layer.strip(), neuron.strip())
-    return Redirect(f"/viz/{model}/{int(layer)}/{int(neuron)}", status_code=302)
+        ref = layer_ref(store, model, layer.strip())
+        url = request.app.route_reverse("ui:layer", model=model, layer=str(ref.layer))
+        return Redirect(url, status_code=302)
+    nref = neuron_ref(store, model, layer.strip(), neuron.strip())
+    url = request.app.route_reverse(
+        "ui:neuron", model=model, layer=str(nref.layer), neuron=str(nref.neuron)
+    )
+    return Redirect(url, status_code=302)
 
 
-@get("/viz/{model:str}/{layer:str}", name="ui:layer", include_in_schema=False, sync_to_thread=False)
+@get("/viz/{model:str}/{layer:str}", name="ui:layer", include_in_schema=False, sync_to_thread=True)
 def layer_page(
-    request: Request,
-    state: State,
-    model: str,
-    layer: str,
-    limit: Limit = PAGE_SIZE,
-    offset: Offset = 0,
-) -> Response:
+    state: State, model: str, layer: str, limit: Limit = PAGE_SIZE, offset: Offset = 0
+) -> Template:
     started = time.perf_counter()
-    ctx = views.layer_page(state.store, model, layer, limit, offset)
-    return _page(request, started, "layer.html.j2", **ctx)
+    store = _store(state)
+    ctx = views.layer_page(store, layer_ref(store, model, layer), limit, offset)
+    return _page(started, "layer.html.j2", **ctx)
 
 
 @get(
     "/viz/{model:str}/{layer:str}/{neuron:str}",
     name="ui:neuron",
     include_in_schema=False,
-    sync_to_thread=False,
+    sync_to_thread=True,
 )
-def neuron_page(request: Request, state: State, model: str, layer: str, neuron: str) -> Response:
+def neuron_page(state: State, model: str, layer: str, neuron: str) -> Template:
     started = time.perf_counter()
-    ctx = views.neuron_page(state.store, model, layer, neuron)
-    return _page(request, started, "neuron.html.j2", **ctx)
+    store = _store(state)
+    ctx = views.neuron_page(store, neuron_ref(store, model, layer, neuron))
+    return _page(started, "neuron.html.j2", **ctx)
 
 
 @get(
@@ -215,11 +214,14 @@ def neuron_page(request: Request, state: State, model: str, layer: str, neuron: 
     include_in_schema=False,
     sync_to_thread=False,
 )
-def deepdecipher_link(model: str, service: str, layer: str, neuron: str) -> Redirect:
+def deepdecipher_link(
+    request: Request, model: str, service: str, layer: str, neuron: str
+) -> Redirect:
     """DeepDecipher's neuron URLs (``/viz/{model}/all/{layer}/{neuron}``) keep working."""
     if service != "all" and service not in SERVICES:
         raise HTTPException(status_code=404, detail=f"no such page: service {service!r}")
-    return Redirect(f"/viz/{model}/{layer}/{neuron}", status_code=301)
+    url = request.app.route_reverse("ui:neuron", model=model, layer=layer, neuron=neuron)
+    return Redirect(url, status_code=301)
 
 
 def _ui_router() -> Router:

@@ -1,8 +1,9 @@
-"""What the UI pages show, computed from the same service functions the JSON API serves.
+"""What the UI pages show, from the same query functions the JSON API serves.
 
-Every function here takes the API's ``DataStore`` and returns plain values or ``Markup`` for the
-templates: no HTTP round trip to the API. A service that has no data yet comes back as a section
-whose ``state`` is ``"missing"`` (the template prints "not computed"), never as an error page.
+Every function here takes the ``DataStore`` and a typed reference and returns plain values or
+``Markup`` for the templates: no HTTP round trip to the API, and no re-parsing of what the API
+would print. A service that has no data yet comes back as a section whose ``state`` is
+``"missing"`` (the template prints "not computed" and why), never as an error page.
 
 Heavy repeated markup (token spans, histogram bars) is built here in Python rather than in Jinja
 loops: a neuron page has ~3,600 token spans, and a list comprehension renders them several times
@@ -13,19 +14,20 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from functools import lru_cache
 from html import escape
+from typing import Any
 
 import numpy as np
 from markupsafe import Markup
 
-from dd_api import n2g
-from dd_api.app import _one, _resolve, _serve
-from dd_api.errors import NotFound
-from dd_api.search import search_payload
-from dd_api.services import SERVICES, metadata_object
-from dd_api.store import DataStore
-from dd_assets.tables import EXPLANATIONS, N2G_TOKEN_INDEX, NEURON_EXAMPLES, NEURON_STATS
+from dd_api.query import n2g, neuroscope, search, stats
+from dd_api.query.errors import DDError, MissingData, NotFound
+from dd_api.query.refs import LayerRef, ModelRef, NeuronRef, model_ref
+from dd_api.query.schemas import Text
+from dd_api.query.services import SERVICES, coverage, run
+from dd_api.query.store import DataStore
 
 WINDOW_BEFORE, WINDOW_AFTER = 50, 4
 """Tokens shown around the peak token of an example before "show whole text"."""
@@ -35,45 +37,15 @@ LAYER_TOPS = 8
 # -- sections ---------------------------------------------------------------------------------
 
 
-def section(payload: dict) -> dict:
-    """One service's envelope as a template section: state ``ok``, ``missing`` or ``absent``.
-
-    ``missing``: the service has no data for this model or layer (not computed yet);
-    ``absent``: it has data for the model but not for this neuron (``{"error": ...}`` from ``all``).
-    """
-    if "data" in payload:
-        return {"state": "ok", "data": payload["data"]}
-    if "missing_data_types" in payload:
-        return {"state": "missing", "missing": payload["missing_data_types"]}
-    return {"state": "absent", "detail": payload.get("error", "no data")}
-
-
-def coverage(store: DataStore, model: str, num_layers: int) -> list[dict]:
-    """Per service (metadata aside): how many layers have data, for the model cards."""
-    out = []
-    for name, svc in SERVICES.items():
-        if name == "metadata":
-            continue
-        if not svc.tables:
-            done = 0
-        else:
-            counts = [
-                len(store.layers_present(t, model))
-                if t.per_layer
-                else (num_layers if store.has_model(t, model) else 0)
-                for t in svc.tables
-            ]
-            done = min(counts)
-        out.append(
-            {
-                "name": name,
-                "description": svc.description,
-                "layers": done,
-                "num_layers": num_layers,
-                "state": "ok" if done == num_layers else "partial" if done else "missing",
-            }
-        )
-    return out
+def section(compute: Callable[[], Any]) -> dict:
+    """One query as a template section: state ``ok`` (with ``data``), ``missing`` (no data here
+    yet: ``detail`` says which and why) or ``absent`` (the service has no such level)."""
+    try:
+        return {"state": "ok", "data": compute()}
+    except MissingData as missing:
+        return {"state": "missing", "missing": missing.tables, "detail": missing.detail}
+    except NotFound as exc:
+        return {"state": "absent", "detail": exc.detail}
 
 
 def models(store: DataStore) -> list[dict]:
@@ -81,33 +53,29 @@ def models(store: DataStore) -> list[dict]:
     cards = []
     for name in store.registry().names:
         try:
-            meta = metadata_object(store, name)
+            ref = model_ref(store, name)
         except NotFound:
             continue
-        cards.append({"meta": meta, "coverage": coverage(store, name, meta["num_layers"])})
+        cards.append({"meta": ref.meta, "coverage": coverage(store, ref)})
     return cards
-
-
-def validate(store: DataStore, model: str, layer: str, neuron: str | None) -> None:
-    """Raise the API's NotFound/BadRequest for an unknown model or a bad index."""
-    _resolve(store, model, layer, neuron)
 
 
 # -- navigation -------------------------------------------------------------------------------
 
 
-def neighbours(meta: dict, layer: int, neuron: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def neighbours(
+    layers: int, size: int, layer: int, neuron: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """(previous, next) neuron, wrapping across layers and around the model."""
-    size, layers = meta["layer_size"], meta["num_layers"]
     flat = layer * size + neuron
     total = size * layers
     prev, nxt = (flat - 1) % total, (flat + 1) % total
     return divmod(prev, size), divmod(nxt, size)
 
 
-def random_neuron(meta: dict, rng: random.Random | None = None) -> tuple[int, int]:
+def random_neuron(ref: ModelRef, rng: random.Random | None = None) -> tuple[int, int]:
     rng = rng or random.SystemRandom()
-    return rng.randrange(meta["num_layers"]), rng.randrange(meta["layer_size"])
+    return rng.randrange(ref.num_layers), rng.randrange(ref.layer_size)
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -158,22 +126,22 @@ def tokens_html(tokens: list[str], activations, peak: int) -> Markup:
     return Markup("".join(parts))
 
 
-def examples(texts: list[dict]) -> list[dict]:
+def examples(texts: list[Text]) -> list[dict]:
     """Template-ready examples: coloured token markup plus the facts shown under the toggle."""
     out = []
     for t in texts:
-        peak = int(t["max_activating_token_index"])
+        peak = t.max_activating_token_index
         out.append(
             {
-                "html": tokens_html(t["tokens"], t["activations"], peak),
-                "max_activation": t["max_activation"],
-                "min_activation": t["min_activation"],
-                "data_index": t["data_index"],
+                "html": tokens_html(t.tokens, t.activations, peak),
+                "max_activation": float(t.max_activation),
+                "min_activation": float(t.min_activation),
+                "data_index": t.data_index,
                 "peak": peak,
-                "peak_token": t["tokens"][peak] if peak < len(t["tokens"]) else "",
-                "length": len(t["tokens"]),
-                "source": t.get("source", ""),
-                "truncated": peak > WINDOW_BEFORE or peak + WINDOW_AFTER + 1 < len(t["tokens"]),
+                "peak_token": t.tokens[peak] if peak < len(t.tokens) else "",
+                "length": len(t.tokens),
+                "source": t.source,
+                "truncated": peak > WINDOW_BEFORE or peak + WINDOW_AFTER + 1 < len(t.tokens),
             }
         )
     return out
@@ -222,16 +190,16 @@ def histogram_svg(
     )
 
 
-def bars_html(items: list[dict], key: str = "value") -> Markup:
+def bars_html(items: list, key: str = "value") -> Markup:
     """Rows with a proportional bar, for logit effects."""
     if not items:
         return Markup("")
-    peak = max(abs(float(x[key])) for x in items) or 1.0
+    peak = max(abs(float(getattr(x, key))) for x in items) or 1.0
     rows = []
     for x in items:
-        v = float(x[key])
+        v = float(getattr(x, key))
         rows.append(
-            f'<li><code>{_show(str(x["token"]))}</code><span class="bar{" neg" if v < 0 else ""}"'
+            f'<li><code>{_show(str(x.token))}</code><span class="bar{" neg" if v < 0 else ""}"'
             f' style="--w:{abs(v) / peak:.3f}"></span><span class="num">{v:.3f}</span></li>'
         )
     return Markup("".join(rows))
@@ -240,115 +208,89 @@ def bars_html(items: list[dict], key: str = "value") -> Markup:
 # -- pages ------------------------------------------------------------------------------------
 
 
-def neuron_page(store: DataStore, model: str, layer: str, neuron: str) -> dict:
-    """Everything the neuron page shows, from one in-process call per service."""
-    meta, li, ni = _resolve(store, model, layer, neuron)
-    payload = _serve(store, model, "all", str(li), str(ni))
-    sections = {name: section(p) for name, p in payload.items() if name != "metadata"}
+def neuron_page(store: DataStore, ref: NeuronRef) -> dict:
+    """Everything the neuron page shows, from one query per service."""
+    sections = {
+        name: section(lambda svc=svc: run(store, svc, ref))
+        for name, svc in SERVICES.items()
+        if name != "metadata"
+    }
     scope = sections["neuroscope"]
     if scope["state"] == "ok":
-        scope["examples"] = examples(scope["data"]["texts"])
+        scope["examples"] = examples(scope["data"].texts)
     quant = sections["quantile_examples"]
     if quant["state"] == "ok":
         quant["bands"] = [
-            {**band, "examples": examples(band["texts"])} for band in quant["data"]["bands"]
-        ]
-    stats = sections["activation_stats"]
-    if stats["state"] == "ok":
-        hist = stats["data"]["histogram"]
-        stats["svg"] = histogram_svg(
-            hist["edges"], hist["counts"], title="activation histogram", log=True
-        )
+            {"lower_quantile": band.lower_quantile, "upper_quantile": band.upper_quantile,
+             "examples": examples(band.texts)}
+            for band in quant["data"].bands
+        ]  # fmt: skip
+    st = sections["activation_stats"]
+    if st["state"] == "ok":
+        hist = st["data"].histogram
+        st["svg"] = histogram_svg(hist.edges, hist.counts, title="activation histogram", log=True)
     logits = sections["logit_effects"]
     if logits["state"] == "ok":
-        logits["top_html"] = bars_html(logits["data"]["top"])
-        logits["bottom_html"] = bars_html(logits["data"]["bottom"])
-    n2g = sections["neuron2graph"]
-    if n2g["state"] == "ok":
-        n2g["svg"] = Markup(n2g["data"].get("svg") or "")  # rendered by our own code, safe
-    prev, nxt = neighbours(meta, li, ni)
+        logits["top_html"] = bars_html(logits["data"].top)
+        logits["bottom_html"] = bars_html(logits["data"].bottom)
+    graph = sections["neuron2graph"]
+    if graph["state"] == "ok":
+        graph["svg"] = Markup(graph["data"].svg)  # rendered by our own code, safe
+    prev, nxt = neighbours(ref.model.num_layers, ref.model.layer_size, ref.layer, ref.neuron)
     return {
-        "meta": meta,
-        "layer": li,
-        "neuron": ni,
+        "meta": ref.model.meta,
+        "layer": ref.layer,
+        "neuron": ref.neuron,
         "prev": prev,
         "next": nxt,
         "s": sections,
     }
 
 
-def _layer_section(store: DataStore, name: str, model: str, meta: dict, layer: int) -> dict:
-    """One service at layer level as a section; a service without layer data is ``absent``."""
-    try:
-        return section(_one(store, SERVICES[name], model, meta, layer, None))
-    except NotFound as exc:
-        return section({"error": exc.detail})
+def model_page(store: DataStore, ref: ModelRef) -> dict:
+    tops = neuroscope.layer_tops(store, ref, LAYER_TOPS)
+    layers = [{"layer": li, "top": tops.get(li, [])} for li in range(ref.num_layers)]
+    return {"meta": ref.meta, "layers": layers, "coverage": coverage(store, ref)}
 
 
-def _layer_tops(store: DataStore, model: str) -> dict[int, list[tuple[int, float]]]:
-    def build():
-        df = store.importance(model)
-        tops = df.group_by("layer", maintain_order=True).head(LAYER_TOPS)
-        out: dict[int, list[tuple[int, float]]] = {}
-        for layer, neuron, r in tops.iter_rows():
-            out.setdefault(int(layer), []).append((int(neuron), float(r)))
-        return out
-
-    return store.derived("ui_layer_tops", (NEURON_EXAMPLES,), model, build)
-
-
-def model_page(store: DataStore, model: str) -> dict:
-    meta, _, _ = _resolve(store, model, None, None)
-    tops = _layer_tops(store, model)
-    layers = [{"layer": li, "top": tops.get(li, [])} for li in range(meta["num_layers"])]
-    return {"meta": meta, "layers": layers, "coverage": coverage(store, model, meta["num_layers"])}
-
-
-def layer_page(store: DataStore, model: str, layer: str, limit: int, offset: int) -> dict:
-    meta, li, _ = _resolve(store, model, layer, None)
-    scope = section(_one(store, SERVICES["neuroscope"], model, meta, li, None))
-    stats = section(_one(store, SERVICES["activation_stats"], model, meta, li, None))
-    n2g = _layer_section(store, "neuron2graph", model, meta, li)
-    fidelity: dict[int, dict] = {}
-    if n2g["state"] == "ok":
-        fidelity = {int(r["neuron"]): r for r in n2g["data"].get("neurons", [])}
+def layer_page(store: DataStore, ref: LayerRef, limit: int, offset: int) -> dict:
+    scope = section(lambda: run(store, SERVICES["neuroscope"], ref, (limit, offset)))
+    st = section(lambda: run(store, SERVICES["activation_stats"], ref))
+    graphs = section(lambda: run(store, SERVICES["neuron2graph"], ref))
+    fidelity = {r.neuron: r for r in graphs["data"].neurons} if graphs["state"] == "ok" else {}
     per_neuron: dict[int, tuple[float, float]] = {}
-    if stats["state"] == "ok":
-        frame = store.frame(NEURON_STATS, model, li)
-        for n, mx, fp in frame.select("neuron", "max", "frac_positive").iter_rows():
-            per_neuron[int(n)] = (float(mx), float(fp))
-        data = stats["data"]
-        frac = np.asarray(data["frac_positive"], dtype=np.float64)
+    if st["state"] == "ok":
+        per_neuron = stats.per_neuron(store, ref)
+        data = st["data"]
+        frac = np.asarray(data.frac_positive, dtype=np.float64)
         counts, edges = np.histogram(frac, bins=40, range=(0.0, 1.0))
-        stats["density_svg"] = histogram_svg(
+        st["density_svg"] = histogram_svg(
             edges, counts, title="neurons by fraction of positions > 0 (density)"
         )
-        mx = np.asarray(data["max"], dtype=np.float64)
+        mx = np.asarray(data.max, dtype=np.float64)
         if len(mx):
             counts, edges = np.histogram(mx, bins=40)
-            stats["max_svg"] = histogram_svg(edges, counts, title="neurons by max activation")
-        stats["dead"] = int((mx <= 0).sum())
+            st["max_svg"] = histogram_svg(edges, counts, title="neurons by max activation")
+        st["dead"] = int((mx <= 0).sum())
     rows, total = [], 0
     if scope["state"] == "ok":
-        ranked = scope["data"]["important_neurons"]
-        total = len(ranked)
-        for idx, act_range in ranked[offset : offset + limit]:
-            n = idx["neuron"]
-            mx, fp = per_neuron.get(n, (None, None))
+        total = scope["data"].total
+        for idx, act_range in scope["data"].important_neurons:
+            mx, fp = per_neuron.get(idx.neuron, (None, None))
             rows.append(
-                {"neuron": n, "range": act_range, "max": mx, "frac_positive": fp,
-                 "fidelity": fidelity.get(n)}
+                {"neuron": idx.neuron, "range": act_range, "max": mx, "frac_positive": fp,
+                 "fidelity": fidelity.get(idx.neuron)}
             )  # fmt: skip
     return {
-        "meta": meta,
-        "layer": li,
+        "meta": ref.model.meta,
+        "layer": ref.layer,
         "rows": rows,
         "total": total,
         "limit": limit,
         "offset": offset,
         "scope": scope,
-        "stats": stats,
-        "n2g": n2g,
+        "stats": st,
+        "n2g": graphs,
     }
 
 
@@ -361,25 +303,19 @@ def token_query(text: str) -> str:
     return ",".join(p if ":" in p else f"any:{p}" for p in parts)
 
 
-def token_search_available(store: DataStore, model: str) -> bool:
-    """Whether the N2G token index exists for the model."""
-    return store.has_model(N2G_TOKEN_INDEX, model)
+def _search(compute: Callable[[], Any]) -> tuple[Any, str | None]:
+    """(result, None), (None, the error message), or (None, None) when not computed."""
+    try:
+        return compute(), None
+    except MissingData:
+        return None, None
+    except DDError as exc:
+        return None, exc.detail
 
 
-def token_search(store: DataStore, model: str, query: str, limit: int, offset: int):
-    """`dd_api.n2g.search`'s result dict, or None when not computed for the model."""
-    if not token_search_available(store, model):
-        return None
-    return n2g.search(store, model, query, limit, offset)
+def token_search(store: DataStore, ref: ModelRef, text: str, limit: int, offset: int):
+    return _search(lambda: n2g.search(store, ref, token_query(text), limit, offset))
 
 
-def explanation_search_available(store: DataStore, model: str) -> bool:
-    return store.has_model(EXPLANATIONS, model)
-
-
-def explanation_search(store: DataStore, model: str, q: str, limit: int, offset: int):
-    """`dd_api.search`'s result (data, total), or None when the model has no explanations."""
-    if not explanation_search_available(store, model):
-        return None
-    meta = metadata_object(store, model)
-    return search_payload(store, model, meta, q, limit, offset)
+def explanation_search(store: DataStore, ref: ModelRef, q: str, limit: int, offset: int):
+    return _search(lambda: search.search(store, ref, q, limit, offset))

@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import TestClient
 
 from dd_api.app import create_app
-from dd_api.search import ExplanationIndex
+from dd_api.query.search import ExplanationIndex
 from dd_api.settings import ApiSettings
 from dd_assets import storage
 from dd_assets.tables import EXPLANATIONS
@@ -108,10 +108,10 @@ def test_index_ranks_by_bm25_then_score():
     index = ExplanationIndex.build(frame)
     hits, total = index.search("years", 10, 0)
     assert total == 2  # the failed row is not indexed
-    assert [(h["layer"], h["neuron"]) for h in hits] == [(0, 1), (0, 0)]  # tf 2 beats tf 1
+    assert [(h.layer, h.neuron) for h in hits] == [(0, 1), (0, 0)]  # tf 2 beats tf 1
     hits, total = index.search("years dates", 10, 0)
-    assert total == 1 and hits[0]["neuron"] == 0
-    assert np.isnan(index.score[1]) and hits[0]["score"] == 0.5
+    assert total == 1 and hits[0].neuron == 0
+    assert np.isnan(index.score[1]) and hits[0].score == 0.5
 
 
 def test_search_on_a_real_socket(tiny):

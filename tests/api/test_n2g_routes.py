@@ -80,8 +80,9 @@ def test_layer_and_model_summaries(client, graphs):
     assert model["overall"]["num_graphs"] == graphs.height
 
 
-def test_uncovered_neuron_is_a_clear_404(tiny, graphs, data_copy, monkeypatch):
-    """With partial coverage (the default run graphs a sample), others get a 404 that says so."""
+def test_uncovered_neuron_answers_missing_like_deepdecipher(tiny, graphs, data_copy, monkeypatch):
+    """With partial coverage (the default run graphs a sample), the other neurons answer 200
+    with ``missing_data_types`` (as DeepDecipher does) and a detail with the layer's coverage."""
     layer0 = graphs.filter(pl.col("layer") == 0)
     dropped = int(layer0["neuron"][0])
     storage.write_partition(
@@ -91,8 +92,10 @@ def test_uncovered_neuron_is_a_clear_404(tiny, graphs, data_copy, monkeypatch):
     monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
     with TestClient(create_app(ApiSettings())) as client:
         r = client.get(f"/api/tiny/neuron2graph/0/{dropped}")
-        assert r.status_code == 404
+        assert r.status_code == 200 and "data" not in r.json()
+        assert r.json()["missing_data_types"] == ["n2g_graphs"]
         assert f"{layer0.height - 1} of 96 neurons of layer 0 have a graph" in r.json()["detail"]
+        assert r.json()["metadata"]["name"] == "tiny"
         layer = client.get("/api/tiny/neuron2graph/0").json()["data"]
         assert layer["coverage"] == pytest.approx((layer0.height - 1) / 96)
 
@@ -214,7 +217,7 @@ def test_n2g_routes_on_a_real_server(tiny, graphs):
 
 
 def test_query_grammar_unit():
-    from dd_api.n2g import parse_query
+    from dd_api.query.n2g import parse_query
 
     terms = parse_query(r"ANY: The ,important:\,,activating:a\,b")
     assert [(t.kinds, t.token) for t in terms] == [

@@ -98,7 +98,8 @@ def test_missing_services_answer_like_deepdecipher(tiny, data_copy, monkeypatch)
         assert r.json()["missing_data_types"] == ["explanations"]
         assert "data" not in r.json()
         body = client.get("/api/tiny/all/0/3").json()
-        assert body["neuron_explainer"] == {"missing_data_types": ["explanations"]}
+        assert body["neuron_explainer"]["missing_data_types"] == ["explanations"]
+        assert "no data for layer 0" in body["neuron_explainer"]["detail"]
         meta = client.get("/api/tiny/metadata").json()["data"]
         assert "neuron_explainer" not in meta["available_services"]
 

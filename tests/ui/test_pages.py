@@ -17,8 +17,6 @@ from dd_api.ui.routes import SEARCH_PAGE
 from dd_assets.tables import EXPLANATIONS, N2G_GRAPHS, N2G_TOKEN_INDEX
 from tests.ui.conftest import explanation_word, remove_table, search_token
 
-META = {"num_layers": 2, "layer_size": 96}
-
 
 @pytest.fixture
 def client(api_env):
@@ -55,11 +53,11 @@ def served_links(page: str) -> list[tuple[int, int]]:
 
 
 def test_neighbours_wrap_across_layers_and_the_model():
-    assert views.neighbours(META, 0, 5) == ((0, 4), (0, 6))
-    assert views.neighbours(META, 0, 95) == ((0, 94), (1, 0))
-    assert views.neighbours(META, 1, 0) == ((0, 95), (1, 1))
-    assert views.neighbours(META, 0, 0) == ((1, 95), (0, 1))
-    assert views.neighbours(META, 1, 95) == ((1, 94), (0, 0))
+    assert views.neighbours(2, 96, 0, 5) == ((0, 4), (0, 6))
+    assert views.neighbours(2, 96, 0, 95) == ((0, 94), (1, 0))
+    assert views.neighbours(2, 96, 1, 0) == ((0, 95), (1, 1))
+    assert views.neighbours(2, 96, 0, 0) == ((1, 95), (0, 1))
+    assert views.neighbours(2, 96, 1, 95) == ((1, 94), (0, 0))
 
 
 def test_tokens_are_escaped_coloured_and_windowed():

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dd_api.errors import BadRequest, echo
-from dd_api.store import DataStore
+from dd_api.query.errors import BadRequest, MissingData, echo
+from dd_api.query.metadata import missing_tables
+from dd_api.query.refs import ModelRef
+from dd_api.query.schemas import ExplanationMatch, ExplanationSearch
+from dd_api.query.store import DataStore
 from dd_assets.tables import EXPLANATIONS
 
 WORD = re.compile(r"[^\W_]+")
@@ -72,7 +75,7 @@ class ExplanationIndex:
             norm=K1 * (1 - B + B * lengths / max(avg, 1e-9)),
         )
 
-    def search(self, query: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    def search(self, query: str, limit: int, offset: int) -> tuple[list[ExplanationMatch], int]:
         """Ranked matches (every query word must occur) and their total count."""
         terms = list(dict.fromkeys(words(query)))[:MAX_TERMS]
         n = len(self.layer)
@@ -102,14 +105,14 @@ class ExplanationIndex:
         order = np.lexsort((candidates, -score, -relevance[candidates]))
         page = candidates[order[offset:end]]
         results = [
-            {
-                "layer": int(self.layer[r]),
-                "neuron": int(self.neuron[r]),
-                "explanation": self.explanation[r],
-                "score": None if np.isnan(self.score[r]) else round(float(self.score[r]), 6),
-                "rank": offset + i + 1,
-                "relevance": round(float(relevance[r]), 6),
-            }
+            ExplanationMatch(
+                layer=int(self.layer[r]),
+                neuron=int(self.neuron[r]),
+                explanation=self.explanation[r],
+                score=None if np.isnan(self.score[r]) else round(float(self.score[r]), 6),
+                rank=offset + i + 1,
+                relevance=round(float(relevance[r]), 6),
+            )
             for i, r in enumerate(page.tolist())
         ]
         return results, total
@@ -125,17 +128,19 @@ def explanation_index(store: DataStore, model: str) -> ExplanationIndex:
     )
 
 
-def search_payload(
-    store: DataStore, model: str, meta: dict, query: str, limit: int, offset: int
-) -> dict:
-    """The search route's body; BadRequest for an empty, over-long or wordless query."""
+def search(
+    store: DataStore, ref: ModelRef, query: str, limit: int, offset: int
+) -> ExplanationSearch:
+    """Ranked explanations matching every word of `query`; BadRequest for an empty, over-long
+    or wordless query, MissingData while the model has no explanations."""
     if len(query) > MAX_QUERY:
         raise BadRequest(f"query is too long: at most {MAX_QUERY} characters")
     if not query.strip():
         raise BadRequest("query q is empty")
     if not words(query):
         raise BadRequest(f"query {echo(query)} has no word to search for")
-    if not store.has_model(EXPLANATIONS, model):
-        return {"missing_data_types": [EXPLANATIONS.name], "metadata": meta}
-    results, total = explanation_index(store, model).search(query, limit, offset)
-    return {"data": results, "total": total, "query": query, "metadata": meta}
+    missing = missing_tables(store, (EXPLANATIONS,), ref.name)
+    if missing:
+        raise MissingData(missing, f"no explanations for model {ref.name!r} yet")
+    results, total = explanation_index(store, ref.name).search(query, limit, offset)
+    return ExplanationSearch(data=results, total=total, query=query)

@@ -12,9 +12,15 @@ def floats(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+def exact(values) -> list[float]:
+    """float32 values as the Python floats of their shortest repr: encoded, they print exactly
+    like the float32 arrays served beside them (and cost no numpy hook to encode)."""
+    return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
+
+
 def num(value) -> float | None:
     """A scalar rounded to 6 decimals; None (JSON null) for missing or NaN."""
     if value is None:
         return None
     value = float(value)
-    return None if np.isnan(value) else round(value, ROUND)
+    return None if value != value else round(value, ROUND)  # NaN is the only x != x

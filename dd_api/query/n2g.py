@@ -1,9 +1,10 @@
-r"""Neuron2Graph on the API side: the graph service, token search and predictions over user text.
+r"""Neuron2Graph: the graph service, token search over graphs, and predictions over user text.
 
 Search follows DeepDecipher's grammar: ``type:token[,type:token...]`` with type ``activating``,
 ``important`` or ``any``; a term matches the union of its types, terms intersect. Tokens are
-matched trimmed and lower-cased; a comma inside a token is written ``\,``. Results are ranked by the strongest activation of a matched
-activating token (important-only matches rank after), then by (layer, neuron).
+matched trimmed and lower-cased; a comma inside a token is written ``\,``. Results are ranked by
+the strongest activation of a matched activating token (important-only matches rank after), then
+by (layer, neuron).
 """
 
 from __future__ import annotations
@@ -11,13 +12,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import orjson
 import polars as pl
 
-from dd_api.errors import BadRequest, NotFound, Unavailable, echo
-from dd_api.store import DataStore
-from dd_api.values import num as _num
+from dd_api.query.errors import BadRequest, MissingData, Unavailable, echo
+from dd_api.query.metadata import missing_tables
+from dd_api.query.refs import LayerRef, ModelRef, NeuronRef
+from dd_api.query.schemas import (
+    Baseline,
+    Fidelity,
+    GraphLayer,
+    GraphLayerSummary,
+    GraphModel,
+    GraphNeuron,
+    GraphNeuronFidelity,
+    GraphSummary,
+    Prediction,
+    SimilarNeuron,
+    TokenMatch,
+    TokenSearch,
+)
+from dd_api.query.store import DataStore
+from dd_api.query.values import num
 from dd_assets.methods.n2g.tokens import search_key
 from dd_assets.methods.n2g.trie import PredictionTrie
 from dd_assets.tables import MODEL_TOKENIZER, N2G_GRAPHS, N2G_TOKEN_INDEX, NEURON_SIMILARITY
@@ -31,72 +49,79 @@ MAX_PREDICT_CHARS = 2000
 # -- the graph service ------------------------------------------------------------------------
 
 
-def _similar_index(store: DataStore, model: str) -> dict[tuple[int, int], list[dict]]:
-    def build():
+def _similar_index(store: DataStore, model: str) -> dict[tuple[int, int], list[SimilarNeuron]]:
+    def build() -> dict[tuple[int, int], list[SimilarNeuron]]:
         df = store.frame(NEURON_SIMILARITY, model).sort(
             ["layer", "neuron", "similarity", "other_layer", "other_neuron"],
             descending=[False, False, True, False, False],
         )
-        out: dict[tuple[int, int], list[dict]] = {}
+        out: dict[tuple[int, int], list[SimilarNeuron]] = {}
         for layer, neuron, ol, on, sim in df.select(
             "layer", "neuron", "other_layer", "other_neuron", "similarity"
         ).iter_rows():
             out.setdefault((layer, neuron), []).append(
-                {"layer": ol, "neuron": on, "similarity": round(float(sim), 4)}
+                SimilarNeuron(layer=ol, neuron=on, similarity=round(float(sim), 4))
             )
         return out
 
     return store.derived("n2g_similar", (NEURON_SIMILARITY,), model, build)
 
 
-def _coverage_note(store: DataStore, model: str, layer: int) -> str:
-    covered = store.frame(N2G_GRAPHS, model, layer).height
-    size = store.metadata_row(model)["layer_size"]
-    return f"{covered} of {size} neurons of layer {layer} have a graph"
+def _coverage_note(store: DataStore, ref: NeuronRef) -> str:
+    covered = store.frame(N2G_GRAPHS, ref.model.name, ref.layer).height
+    return (
+        f"{covered} of {ref.model.layer_size} neurons of layer {ref.layer} have a graph; "
+        "the most active neurons come first"
+    )
 
 
-def graph_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
-    rows = store.neuron_rows(N2G_GRAPHS, model, layer, neuron)
+def _graph_row(store: DataStore, ref: NeuronRef) -> dict:
+    rows = store.neuron_rows(N2G_GRAPHS, ref.model.name, ref.layer, ref.neuron)
     if len(rows["neuron"]) == 0:
-        raise NotFound(
-            f"no Neuron2Graph graph for neuron {neuron} of layer {layer} "
-            f"({_coverage_note(store, model, layer)}; the most active neurons come first)"
+        raise MissingData(
+            [N2G_GRAPHS.name],
+            f"no Neuron2Graph graph for neuron {ref.neuron} of layer {ref.layer} "
+            f"({_coverage_note(store, ref)})",
         )
-    r = {name: col[0] for name, col in rows.items()}
-    return {
-        "neuron_index": {"layer": layer, "neuron": neuron},
+    return {name: col[0] for name, col in rows.items()}
+
+
+def neuron(store: DataStore, ref: NeuronRef) -> GraphNeuron:
+    r = _graph_row(store, ref)
+    return GraphNeuron(
+        neuron_index=ref.index,
         # Stored as JSON text: passed through without decoding and re-encoding.
-        "graph": orjson.Fragment(str(r["graph"])),  # str(): short columns are numpy str_
-        "graphviz": r["dot"],
-        "svg": r["svg"],
-        "similar": _similar_index(store, model).get((layer, neuron), []),
-        "fidelity": {
-            "precision": _num(r["precision"]),
-            "recall": _num(r["recall"]),
-            "f1": _num(r["f1"]),
-            "test_tokens": int(r["test_tokens"]),
-            "firing_tokens": int(r["firing_tokens"]),
-            "baseline": {
-                "method": "token lookup",
-                "precision": _num(r["baseline_precision"]),
-                "recall": _num(r["baseline_recall"]),
-                "f1": _num(r["baseline_f1"]),
-            },
-        },
-        "augmenter": r["augmenter"],
-        "base_max_activation": _num(r["base_max_act"]),
-        "train_docs": r["train_docs"].tolist(),
-        "test_docs": r["test_docs"].tolist(),
-        "prompts": int(r["prompts"]),
-        "samples": int(r["samples"]),
-        "lines": int(r["lines"]),
-        "trie": orjson.Fragment(str(r["trie"])),
-    }
+        graph=msgspec.Raw(str(r["graph"]).encode()),  # type: ignore[arg-type]
+        graphviz=str(r["dot"]),
+        svg=str(r["svg"]),
+        similar=_similar_index(store, ref.model.name).get((ref.layer, ref.neuron), []),
+        fidelity=Fidelity(
+            precision=num(r["precision"]),
+            recall=num(r["recall"]),
+            f1=num(r["f1"]),
+            test_tokens=int(r["test_tokens"]),
+            firing_tokens=int(r["firing_tokens"]),
+            baseline=Baseline(
+                method="token lookup",
+                precision=num(r["baseline_precision"]),
+                recall=num(r["baseline_recall"]),
+                f1=num(r["baseline_f1"]),
+            ),
+        ),
+        augmenter=str(r["augmenter"]),
+        base_max_activation=num(r["base_max_act"]),
+        train_docs=r["train_docs"].tolist(),
+        test_docs=r["test_docs"].tolist(),
+        prompts=int(r["prompts"]),
+        samples=int(r["samples"]),
+        lines=int(r["lines"]),
+        trie=msgspec.Raw(str(r["trie"]).encode()),  # type: ignore[arg-type]
+    )
 
 
 def _summary(df: pl.DataFrame, layer_size: int) -> dict:
     def mean(col: str) -> float | None:
-        return _num(df[col].drop_nulls().mean()) if df.height else None
+        return num(df[col].drop_nulls().mean()) if df.height else None
 
     return {
         "num_neurons": layer_size,
@@ -111,33 +136,32 @@ def _summary(df: pl.DataFrame, layer_size: int) -> dict:
     }
 
 
-def graph_layer(store: DataStore, model: str, layer: int) -> dict:
-    df = store.frame(N2G_GRAPHS, model, layer).sort(["f1", "neuron"], descending=[True, False])
-    out = _summary(df, store.metadata_row(model)["layer_size"])
-    out["neurons"] = [
-        {
-            "neuron": n,
-            "precision": _num(p),
-            "recall": _num(r),
-            "f1": _num(f),
-            "baseline_f1": _num(b),
-            "augmenter": a,
-        }
+def layer(store: DataStore, ref: LayerRef) -> GraphLayer:
+    df = store.frame(N2G_GRAPHS, ref.model.name, ref.layer).sort(
+        ["f1", "neuron"], descending=[True, False]
+    )
+    neurons = [
+        GraphNeuronFidelity(
+            neuron=n, precision=num(p), recall=num(r), f1=num(f), baseline_f1=num(b), augmenter=a
+        )
         for n, p, r, f, b, a in df.select(
             "neuron", "precision", "recall", "f1", "baseline_f1", "augmenter"
         ).iter_rows()
     ]
-    return out
+    return GraphLayer(**_summary(df, ref.model.layer_size), neurons=neurons)
 
 
-def graph_model(store: DataStore, model: str) -> dict:
-    size = store.metadata_row(model)["layer_size"]
-    layers = sorted(store.layers_present(N2G_GRAPHS, model))
-    frames = [store.frame(N2G_GRAPHS, model, layer) for layer in layers]
-    per_layer = [{"layer": la, **_summary(df, size)} for la, df in zip(layers, frames, strict=True)]
+def model(store: DataStore, ref: ModelRef) -> GraphModel:
+    size = ref.layer_size
+    layers = sorted(store.layers_present(N2G_GRAPHS, ref.name))
+    frames = [store.frame(N2G_GRAPHS, ref.name, la) for la in layers]
+    per_layer = [
+        GraphLayerSummary(layer=la, **_summary(df, size))
+        for la, df in zip(layers, frames, strict=True)
+    ]
     total = pl.concat(frames) if frames else pl.DataFrame(schema=N2G_GRAPHS.schema)
     overall = _summary(total, size * len(layers)) if layers else _summary(total, 0)
-    return {"layers": per_layer, "overall": overall}
+    return GraphModel(layers=per_layer, overall=GraphSummary(**overall))
 
 
 # -- token search -----------------------------------------------------------------------------
@@ -178,10 +202,10 @@ class TokenIndex:
     postings: dict[str, dict[str, dict[int, float]]]
 
 
-def token_index(store: DataStore, model: str) -> TokenIndex:
+def token_index(store: DataStore, ref: ModelRef) -> TokenIndex:
     def build() -> TokenIndex:
-        size = store.metadata_row(model)["layer_size"]
-        df = store.frame(N2G_TOKEN_INDEX, model)
+        size = ref.layer_size
+        df = store.frame(N2G_TOKEN_INDEX, ref.name)
         postings: dict[str, dict[str, dict[int, float]]] = {k: {} for k in KINDS}
         flat = (df["layer"].cast(pl.Int64) * size + df["neuron"]).to_list()
         for kind, token, fid, act in zip(
@@ -194,15 +218,18 @@ def token_index(store: DataStore, model: str) -> TokenIndex:
             postings[kind].setdefault(token, {})[fid] = act if act is not None else 0.0
         return TokenIndex(size, postings)
 
-    return store.derived("n2g_token_index", (N2G_TOKEN_INDEX,), model, build)
+    return store.derived("n2g_token_index", (N2G_TOKEN_INDEX,), ref.name, build)
 
 
 def search(
-    store: DataStore, model: str, query: str | None, limit: int = 100, offset: int = 0
-) -> dict:
-    """Neurons matching every term, strongest first: ``{"data", "total", "query"}``."""
-    terms = parse_query(query)
-    index = token_index(store, model)
+    store: DataStore, ref: ModelRef, query: str | None, limit: int = 100, offset: int = 0
+) -> TokenSearch:
+    """Neurons matching every term, strongest first; MissingData without a token index."""
+    terms = parse_query(query)  # a malformed query is a 400 even before the index exists
+    missing = missing_tables(store, (N2G_TOKEN_INDEX,), ref.name)
+    if missing:
+        raise MissingData(missing, f"no Neuron2Graph token index for model {ref.name!r} yet")
+    index = token_index(store, ref)
     matched: dict[int, float] | None = None
     for term in terms:
         hits: dict[int, float] = {}
@@ -217,15 +244,15 @@ def search(
     ranked = sorted((matched or {}).items(), key=lambda kv: (-kv[1], kv[0]))
     size = index.layer_size
     data = [
-        {
-            "layer": fid // size,
-            "neuron": fid % size,
-            "activation": round(score, 4) if score >= 0 else None,
-        }
+        TokenMatch(
+            layer=fid // size,
+            neuron=fid % size,
+            activation=round(score, 4) if score >= 0 else None,
+        )
         for fid, score in ranked[offset : offset + limit]
     ]
     canonical = ",".join(f"{'any' if len(t.kinds) == 2 else t.kinds[0]}:{t.token}" for t in terms)
-    return {"data": data, "total": len(ranked), "query": canonical}
+    return TokenSearch(data=data, total=len(ranked), query=canonical)
 
 
 # -- predictions over user text ---------------------------------------------------------------
@@ -257,38 +284,34 @@ def text_encoder(store: DataStore, model: str) -> TextEncoder:
     return store.derived("n2g_encoder", (MODEL_TOKENIZER,), model, build)
 
 
-def predict(store: DataStore, model: str, layer: int, neuron: int, text: str | None) -> dict:
+def predict(store: DataStore, ref: NeuronRef, text: str | None) -> Prediction:
     """The graph's predicted activation for each token of `text` (tokenized like the model)."""
     if text is None or text == "":
         raise BadRequest("text is empty: pass ?text=... to predict over")
     if len(text) > MAX_PREDICT_CHARS:
         raise BadRequest(f"text is limited to {MAX_PREDICT_CHARS} characters, got {len(text)}")
-    rows = store.neuron_rows(N2G_GRAPHS, model, layer, neuron)
-    if len(rows["neuron"]) == 0:
-        raise NotFound(
-            f"no Neuron2Graph graph for neuron {neuron} of layer {layer} "
-            f"({_coverage_note(store, model, layer)})"
-        )
-    spec = store.registry()[model]
+    missing = missing_tables(store, (N2G_GRAPHS,), ref.model.name)
+    if missing:
+        raise MissingData(missing, f"no Neuron2Graph graphs for model {ref.model.name!r} yet")
+    r = _graph_row(store, ref)
+    spec = store.registry()[ref.model.name]
     trie = store.derived(
-        f"n2g_trie:{layer}:{neuron}",
+        f"n2g_trie:{ref.layer}:{ref.neuron}",
         (N2G_GRAPHS,),
-        model,
-        lambda: PredictionTrie.from_json(
-            orjson.loads(str(rows["trie"][0])), spec.n2g.normalize_tokens
-        ),
+        ref.model.name,
+        lambda: PredictionTrie.from_json(orjson.loads(str(r["trie"])), spec.n2g.normalize_tokens),
     )
-    encoder = text_encoder(store, model)
+    encoder = text_encoder(store, ref.model.name)
     ids = encoder.encode(text)
     vocab = encoder.vocabulary
     tokens = [vocab[i] if i < len(vocab) else f"<{i}>" for i in ids]
     normalised = trie.predict(tokens, spec.n2g.predict_mode)[1:]  # BOS is context, not output
-    base = float(rows["base_max_act"][0])
-    return {
-        "neuron_index": {"layer": layer, "neuron": neuron},
-        "tokens": tokens[1:],
-        "activations": np.round(normalised, 4),
-        "scaled_activations": np.round(normalised * base, 4),
-        "base_max_activation": _num(base),
-        "mode": spec.n2g.predict_mode,
-    }
+    base = float(r["base_max_act"])
+    return Prediction(
+        neuron_index=ref.index,
+        tokens=tokens[1:],
+        activations=np.round(normalised, 4),
+        scaled_activations=np.round(normalised * base, 4),
+        base_max_activation=num(base),
+        mode=spec.n2g.predict_mode,
+    )

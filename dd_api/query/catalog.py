@@ -1,0 +1,33 @@
+"""Which tables each service and search reads: data only, so that metadata can list the
+available services without importing the services themselves."""
+
+from __future__ import annotations
+
+from dd_assets.tables import (
+    DATASET_TOKENS,
+    EXPLANATIONS,
+    LOGIT_EFFECTS,
+    MODEL_METADATA,
+    N2G_GRAPHS,
+    N2G_TOKEN_INDEX,
+    NEURON_EXAMPLES,
+    NEURON_STATS,
+    TableSpec,
+)
+
+SERVICE_TABLES: dict[str, tuple[TableSpec, ...]] = {
+    "metadata": (MODEL_METADATA,),
+    "neuroscope": (NEURON_EXAMPLES, DATASET_TOKENS),
+    "quantile_examples": (NEURON_EXAMPLES, DATASET_TOKENS),
+    "activation_stats": (NEURON_STATS,),
+    "logit_effects": (LOGIT_EFFECTS,),
+    "neuron2graph": (N2G_GRAPHS,),
+    "neuron_explainer": (EXPLANATIONS,),
+}
+"""Service name -> the tables it reads, in DeepDecipher's order of services."""
+
+SEARCH_TABLES: dict[str, tuple[TableSpec, ...]] = {
+    "neuron2graph-search": (N2G_TOKEN_INDEX,),
+    "explanation-search": (EXPLANATIONS,),
+}
+"""Search route name -> the tables it reads (listed in ``available_services`` when present)."""

@@ -1,0 +1,314 @@
+"""What every service returns, as msgspec Structs: the JSON contract and the OpenAPI components.
+
+Field names follow DeepDecipher where it has the service (metadata, neuroscope, neuron2graph,
+neuron_explainer); the rest are ours. Float arrays are held as numpy float32 at run time and
+typed ``list[float]`` here: the web layer encodes them in their shortest float32 form. Fields
+typed ``dict[str, Any]`` hold stored JSON passed through verbatim (N2G graph and trie).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import Struct
+
+
+class NeuronIndex(Struct, frozen=True):
+    layer: int
+    neuron: int
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+class Metadata(Struct, frozen=True):
+    """DeepDecipher's model metadata plus how the data was computed."""
+
+    name: str
+    num_layers: int
+    layer_size: int
+    activation_function: str
+    num_total_neurons: int
+    num_total_parameters: int
+    dataset: str
+    available_services: list[str]
+    """Services with data for the model, and the search services it has (DeepDecipher's UI
+    shows its token search only when ``neuron2graph-search`` is listed)."""
+    hook: str
+    loader: str
+    context_length: int
+    num_documents: int
+    num_tokens: int
+    top_k: int
+
+
+# -- neuroscope -------------------------------------------------------------------------------
+
+
+class Text(Struct, omit_defaults=True):
+    """One document with the neuron's activation on each of its tokens."""
+
+    min_activation: float
+    max_activation: float
+    """Exactly the largest of ``activations`` (both are float32 rounded to 6 decimals)."""
+    data_index: int
+    """The document's row in ``dataset_tokens``."""
+    max_activating_token_index: int
+    tokens: list[str]
+    activations: list[float]
+    source: str
+    min_range: float | None = None
+    """Extremes over the neuron's top texts (a shared colour scale); absent in quantile bands."""
+    max_range: float | None = None
+
+
+class NeuroscopeNeuron(Struct):
+    neuron_index: NeuronIndex
+    texts: list[Text]
+    """The neuron's max-activating documents, strongest first."""
+    min_range: float | None
+    max_range: float | None
+
+
+class NeuroscopeLayer(Struct, omit_defaults=True):
+    num_neurons: int
+    important_neurons: list[tuple[NeuronIndex, float]]
+    """(neuron, activation range of its top text), widest range first; paginated."""
+    total: int | None = None
+    """Length of the whole ranking (``important_neurons`` is one page of it); absent in
+    ``all``, which serves the whole ranking."""
+
+
+class NeuroscopeModel(Struct, omit_defaults=True):
+    important_neurons: list[tuple[NeuronIndex, float]]
+    total: int | None = None
+
+
+class QuantileBand(Struct):
+    band: str
+    """``"0.90-0.99"``: the band's quantiles of the neuron's document maxima."""
+    lower_quantile: float
+    upper_quantile: float
+    texts: list[Text]
+
+
+class QuantileNeuron(Struct):
+    neuron_index: NeuronIndex
+    bands: list[QuantileBand]
+
+
+# -- activation statistics --------------------------------------------------------------------
+
+
+class Histogram(Struct):
+    edges: list[float]
+    counts: list[int]
+    sampled_positions: int
+    """Counts cover a systematic sample of positions (every n-th); moments use all of them."""
+
+
+class StatsNeuron(Struct):
+    neuron_index: NeuronIndex
+    count: int
+    max: float | None
+    min: float | None
+    mean: float | None
+    std: float | None
+    frac_positive: float | None
+    histogram: Histogram
+
+
+class StatsLayer(Struct):
+    num_neurons: int
+    max: list[float]
+    min: list[float]
+    mean: list[float]
+    frac_positive: list[float]
+
+
+class LayerStats(Struct):
+    layer: int
+    mean_max: float | None
+    mean_frac_positive: float | None
+    dead_neurons: int
+
+
+class StatsModel(Struct):
+    layers: list[LayerStats]
+
+
+# -- logit effects ----------------------------------------------------------------------------
+
+
+class LogitToken(Struct):
+    token: str
+    token_id: int
+    value: float
+
+
+class LogitNeuron(Struct):
+    neuron_index: NeuronIndex
+    top: list[LogitToken]
+    bottom: list[LogitToken]
+
+
+# -- neuron explainer -------------------------------------------------------------------------
+
+
+class ExplainerNeuron(Struct):
+    neuron_index: NeuronIndex
+    explanation: str
+    score: float | None
+    """Correlation of simulated and true activations; null when undefined (see score_reason)."""
+    score_reason: str | None
+    """Why ``score`` is null; null when there is a score."""
+    explainer: str
+    scorer: str
+    simulator_mode: str
+    prompt_version: str
+    status: str
+    explain_doc_indices: list[int]
+    score_doc_indices: list[int]
+
+
+class ScoreSummary(Struct):
+    """Explanation scores of a layer or of the whole model (status ``ok`` rows only)."""
+
+    num_neurons: int
+    explained: int
+    failed: int
+    scored: int
+    mean_score: float | None
+    quartiles: list[float | None]
+    explainers: list[str]
+
+
+class ExplainerLayer(ScoreSummary):
+    layer: int
+
+
+class ExplainerModel(ScoreSummary):
+    layers: list[ExplainerLayer]
+
+
+# -- neuron2graph -----------------------------------------------------------------------------
+
+
+class SimilarNeuron(Struct):
+    layer: int
+    neuron: int
+    similarity: float
+
+
+class Baseline(Struct):
+    method: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+
+
+class Fidelity(Struct):
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    test_tokens: int
+    firing_tokens: int
+    baseline: Baseline
+
+
+class GraphNeuron(Struct):
+    neuron_index: NeuronIndex
+    graph: dict[str, Any]
+    """DeepDecipher's compact graph JSON."""
+    graphviz: str
+    svg: str
+    similar: list[SimilarNeuron]
+    fidelity: Fidelity
+    augmenter: str
+    base_max_activation: float | None
+    train_docs: list[int]
+    test_docs: list[int]
+    prompts: int
+    samples: int
+    lines: int
+    trie: dict[str, Any]
+    """The prediction trie (the simulator) as stored."""
+
+
+class GraphNeuronFidelity(Struct):
+    neuron: int
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    baseline_f1: float | None
+    augmenter: str
+
+
+class GraphSummary(Struct):
+    """Coverage and mean held-out fidelity of the graphs of a layer or of the whole model."""
+
+    num_neurons: int
+    num_graphs: int
+    coverage: float
+    mean_precision: float | None
+    mean_recall: float | None
+    mean_f1: float | None
+    mean_baseline_precision: float | None
+    mean_baseline_recall: float | None
+    mean_baseline_f1: float | None
+
+
+class GraphLayer(GraphSummary):
+    neurons: list[GraphNeuronFidelity]
+    """Per graphed neuron, best F1 first."""
+
+
+class GraphLayerSummary(GraphSummary):
+    layer: int
+
+
+class GraphModel(Struct):
+    layers: list[GraphLayerSummary]
+    overall: GraphSummary
+
+
+class Prediction(Struct):
+    neuron_index: NeuronIndex
+    tokens: list[str]
+    activations: list[float]
+    """Predicted activation per token as a fraction of ``base_max_activation``."""
+    scaled_activations: list[float]
+    base_max_activation: float | None
+    mode: str
+
+
+# -- searches ---------------------------------------------------------------------------------
+
+
+class TokenMatch(Struct):
+    layer: int
+    neuron: int
+    activation: float | None
+    """Strongest matched activating token's activation; null for important-only matches."""
+
+
+class TokenSearch(Struct):
+    data: list[TokenMatch]
+    total: int
+    query: str
+    """The query as understood (canonical form)."""
+
+
+class ExplanationMatch(Struct):
+    layer: int
+    neuron: int
+    explanation: str
+    score: float | None
+    rank: int
+    relevance: float
+
+
+class ExplanationSearch(Struct):
+    data: list[ExplanationMatch]
+    total: int
+    query: str
