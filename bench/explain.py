@@ -1,13 +1,17 @@
 """Offline explainer throughput and score distribution on a materialized model.
 
-    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29]
+    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29] [--search]
 
-Reads `neuron_examples`, `dataset_tokens` and `logit_effects` from DEEPDECIPHER_DATA_ROOT (read
-only; nothing is written), explains and scores every neuron of each layer offline, and prints
-neurons/s (compute only, and with the layer's reads) and the score distribution per layer: mean,
-quartiles, and how many neurons have an undefined score. The baseline in the same run is the bare
-read of the layer's inputs. Then it builds the API's explanation-search index over every neuron's
-explanation and times queries against it (p50/p99, in-process, no HTTP).
+Reads `neuron_examples`, `dataset_tokens`, `logit_effects` (and the scan's activation sample,
+where there is one) from DEEPDECIPHER_DATA_ROOT (read only; nothing is written), explains and
+scores every neuron of each layer offline, and prints neurons/s (compute only, and with the
+layer's reads) and, per layer and scorer, the score distribution: count, scored, unscored, mean,
+quartiles, share >= 0.8, mean top-only and random-only scores; then the same for all layers, the
+unscored reasons, and the stored `explanations` table's figures ("before", if it was written by
+older code). The baseline in the same run is the bare read of the layer's inputs. Then it builds
+the API's explanation-search index and times queries against it (p50/p99, in-process, no HTTP);
+with --search it also embeds every explanation and times hybrid (BM25 + embedding) queries
+against BM25 alone.
 """
 
 from __future__ import annotations
@@ -20,17 +24,86 @@ import polars as pl
 
 from dd_api.query.search import ExplanationIndex
 from dd_assets import storage
-from dd_assets.assets.explanations import vocabulary
+from dd_assets.assets.explanations import add_sampled_windows, vocabulary
 from dd_assets.methods.explain.offline import offline_explanations
 from dd_assets.methods.explain.records import cut_excerpts
+from dd_assets.methods.explain.semantic import embed_explanations, hybrid_rank
+from dd_assets.methods.explain.summary import scorer_summaries
+from dd_assets.methods.sentence_encoder import default_encoder
 from dd_assets.settings import data_root
-from dd_assets.tables import DATASET_TOKENS, LOGIT_EFFECTS, MODEL_METADATA, NEURON_EXAMPLES
+from dd_assets.tables import (
+    DATASET_TOKENS,
+    EXPLANATIONS,
+    LOGIT_EFFECTS,
+    MODEL_METADATA,
+    NEURON_EXAMPLES,
+)
+
+
+def per_scorer(frame: pl.DataFrame) -> list[dict]:
+    """The API's per-scorer summary; a table written before `score_status` existed gets its
+    columns filled in (null) so its nulls still count as unscored."""
+    for c in ("kind", "score_status"):
+        if c not in frame.columns:
+            frame = frame.with_columns(pl.lit("?").alias(c))
+    for c in ("score_top", "score_random"):
+        if c not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+    return scorer_summaries(frame)
+
+
+def print_row(layer: str, r: dict) -> None:
+    def f(x: float | None) -> str:
+        return f"{x:6.3f}" if x is not None else f"{'-':>6}"
+
+    q = r["quartiles"] or [None] * 3
+    print(f"{layer:>5} {r['scorer']:<20} {r['count']:5d} {r['scored']:6d} {r['unscored']:8d} "
+          f"{f(r['mean_score'])} {f(q[0])} {f(q[1])} {f(q[2])} {f(r['share_at_least_0_8'])} "
+          f"{f(r['mean_score_top'])} {f(r['mean_score_random'])}")  # fmt: skip
+
+
+def semantic_search(frame: pl.DataFrame, index: ExplanationIndex) -> None:
+    """Embed every explanation as the pipeline does, then time hybrid queries against BM25 alone
+    (the baseline, same process, same queries)."""
+    frame = frame.filter(pl.col("status") == "ok").sort("layer", "neuron")
+    encoder = default_encoder()
+    t0 = time.perf_counter()
+    vectors = embed_explanations(encoder, frame["kind"].to_list(), frame["explanation"].to_list())
+    print(f"embedded {len(vectors)} explanations in {time.perf_counter() - t0:.1f} s")
+    row_of = {(la, ne): i for i, (la, ne) in enumerate(frame.select("layer", "neuron").iter_rows())}
+    queries = ["closing brackets", "def", "import statements", "newline", "numbers", "self"]
+    bm25_t, hybrid_t = [], []
+    for i in range(300):
+        q = queries[i % len(queries)]
+        t0 = time.perf_counter()
+        index.search(q, 20, 0)
+        t1 = time.perf_counter()
+        hits, _ = index.search(q, 100, 0)
+        bm25 = np.zeros(len(vectors))
+        for h in hits:
+            bm25[row_of[(h["layer"], h["neuron"])]] = h["relevance"]
+        cosine = vectors @ encoder.embed([q])[0]
+        rows, _ = hybrid_rank(bm25, cosine)
+        t2 = time.perf_counter()
+        bm25_t.append(t1 - t0)
+        hybrid_t.append(t2 - t0)
+    for name, t in (("bm25 only", bm25_t), ("bm25 + embedding", hybrid_t)):
+        p50, p99 = np.quantile(t, [0.5, 0.99]) * 1e3
+        print(f"  {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    cosine = vectors @ encoder.embed(["closing brackets"])[0]
+    rows, _ = hybrid_rank(np.zeros(len(vectors)), cosine)
+    print("  'closing brackets' ->")
+    for r in rows[:5].tolist():
+        print(
+            f"    layer {frame['layer'][r]} neuron {frame['neuron'][r]}: {frame['explanation'][r]}"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--layers", default="", help="comma-separated; default: every layer")
+    p.add_argument("--search", action="store_true", help="also embed and time semantic search")
     args = p.parse_args()
     root = data_root()
     meta = storage.read(root, MODEL_METADATA, args.model)
@@ -43,10 +116,9 @@ def main() -> None:
     vocab = vocabulary(tokens)
     ctx = doc_ids.shape[1]
     print(f"{args.model}: {len(layers)} layers x {d_mlp} neurons, data root {root}")
-    print(f"{'layer':>5} {'read s':>7} {'explain s':>9} {'mean':>6} {'q25':>6} {'q50':>6} "
-          f"{'q75':>6} {'null':>5}")  # fmt: skip
+    print(f"{'layer':>5} {'scorer':<20} {'n':>5} {'scored':>6} {'unscored':>8} {'mean':>6} "
+          f"{'q25':>6} {'q50':>6} {'q75':>6} {'>=0.8':>6} {'top':>6} {'random':>6}")  # fmt: skip
     read_s = compute_s = 0.0
-    all_scores = []
     frames = []
     for layer in layers:
         t0 = time.perf_counter()
@@ -58,28 +130,35 @@ def main() -> None:
             ex["doc_index"].to_numpy(), ex["activations"].list.to_array(ctx).to_numpy(),
             ex["max_activating_token_index"].to_numpy(), doc_ids, seed=layer,
         )  # fmt: skip
+        excerpts = add_sampled_windows(root, args.model, layer, excerpts, doc_ids, d_mlp)
         outputs = dict(zip(logits["neuron"].to_list(), logits["top_tokens"].to_list(), strict=True))
         frame = offline_explanations(excerpts, vocab, range(d_mlp), output_tokens=outputs)
         t2 = time.perf_counter()
         read_s += t1 - t0
         compute_s += t2 - t1
-        s = frame["score"].drop_nulls().to_numpy()
-        all_scores.append(s)
-        frames.append(frame.with_columns(pl.lit(layer).cast(pl.Int32).alias("layer")))
-        q = np.quantile(s, [0.25, 0.5, 0.75]) if s.size else [np.nan] * 3
-        print(f"{layer:5d} {t1 - t0:7.2f} {t2 - t1:9.2f} {s.mean() if s.size else np.nan:6.3f} "
-              f"{q[0]:6.3f} {q[1]:6.3f} {q[2]:6.3f} {frame['score'].null_count():5d}")  # fmt: skip
+        frame = frame.with_columns(pl.lit(layer).cast(pl.Int32).alias("layer"))
+        frames.append(frame)
+        for row in per_scorer(frame):
+            print_row(str(layer), row)
     n = len(layers) * d_mlp
-    s = np.concatenate(all_scores)
+    after = pl.concat(frames)
     print(f"offline explainer: {n / compute_s:,.0f} neurons/s compute, "
           f"{n / (compute_s + read_s):,.0f} neurons/s with reads "
           f"(baseline: reading the inputs alone {n / read_s:,.0f} neurons/s); "
           f"{n} neurons in {compute_s + read_s:.1f} s")  # fmt: skip
-    print(f"all layers: mean score {s.mean():.3f}, quartiles "
-          f"{', '.join(f'{v:.3f}' for v in np.quantile(s, [0.25, 0.5, 0.75]))}, "
-          f"undefined {n - s.size} of {n}")  # fmt: skip
+    print("after (this code), all layers:")
+    for row in per_scorer(after):
+        print_row("all", row)
+    for r in per_scorer(after):
+        for status, count in r["unscored_reasons"].items():
+            print(f"  {r['scorer']}: {count} {status}")
+    stored = storage.read(root, EXPLANATIONS, args.model, layers)
+    if stored.height:
+        print("before (the stored explanations table), all layers:")
+        for row in per_scorer(stored):
+            print_row("all", row)
     t0 = time.perf_counter()
-    index = ExplanationIndex.build(pl.concat(frames))
+    index = ExplanationIndex.build(after)
     build_s = time.perf_counter() - t0
     queries = ["tokens", "promotes", "def", "self", "after", "return", "the", "import os", "zzz"]
     timings = []
@@ -91,6 +170,8 @@ def main() -> None:
     p50, p99 = np.quantile(timings, [0.5, 0.99]) * 1e3
     print(f"search index over {len(index.layer)} explanations: built in {build_s:.2f} s; "
           f"query p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
+    if args.search:
+        semantic_search(after, index)
     example = pl.DataFrame(frame).sort("score", descending=True, nulls_last=True).head(3)
     for row in example.iter_rows(named=True):
         print(

@@ -51,7 +51,8 @@ def run(args) -> dict:
     layers = list(range(shape.n_layers))
     reader = LayerActivations(bridge, layers, spec.hook)
     n_tokens = tokens.numel()
-    state = ActivationScan(layers, shape.d_mlp, len(tokens), ScanConfig(top_k=spec.top_k))
+    cfg = ScanConfig(top_k=spec.top_k)
+    state = ActivationScan(layers, shape.d_mlp, len(tokens), cfg, tokens.shape[1])
     modes = {
         "forward": lambda b, _start: bridge(b),
         "forward-stop": lambda b, _start: reader(b),

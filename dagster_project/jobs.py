@@ -2,21 +2,29 @@
 
 import dagster as dg
 
+from dd_assets.assets.coactivation import neuron_coactivation
+from dd_assets.assets.explanation_embeddings import explanation_embeddings
 from dd_assets.assets.explanations import explanations
 from dd_assets.assets.logit_effects import logit_effects
 from dd_assets.assets.metadata import model_metadata
-from dd_assets.assets.n2g import n2g_graphs, n2g_token_index, neuron_similarity
-from dd_assets.assets.neuroscope import neuron_examples
+from dd_assets.assets.n2g import n2g_fidelity, n2g_graphs, n2g_token_index, neuron_similarity
 from dd_assets.assets.scan import activation_scan
+from dd_assets.assets.token_index import token_index
 from dd_assets.assets.tokenizer import model_tokenizer
 from dd_assets.assets.tokens import dataset_tokens
 from dd_assets.partitions import model_layer_partitions, model_partitions
 
-MODEL_ASSETS = [dataset_tokens, activation_scan, neuron_examples, model_metadata, model_tokenizer]
+MODEL_ASSETS = [
+    dataset_tokens,
+    activation_scan,
+    neuron_coactivation,
+    model_metadata,
+    model_tokenizer,
+]
 # explanations after n2g_graphs: the offline explainer scores with the layer's N2G graphs.
-LAYER_ASSETS = [logit_effects, n2g_graphs, explanations]
+LAYER_ASSETS = [logit_effects, n2g_graphs, explanations, explanation_embeddings]
 # Model-level assets that read every layer of a per-layer asset: run after all layers are done.
-SUMMARY_ASSETS = [n2g_token_index, neuron_similarity]
+SUMMARY_ASSETS = [n2g_token_index, neuron_similarity, token_index, n2g_fidelity]
 ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS, *SUMMARY_ASSETS]
 
 model_job = dg.define_asset_job(

@@ -136,7 +136,30 @@ def vocabulary_strings(tokenizer, d_vocab: int) -> list[str]:
 
 
 def final_norm_weight(bridge) -> torch.Tensor | None:
-    """The final norm's scale, which the bridge may not have folded into W_U."""
+    """The final norm's effective scale, which the bridge may not have folded into W_U.
+
+    Norms that store an offset (Gemma's RMSNorm multiplies by ``1 + w``) give ``1 + w``.
+    """
     ln = getattr(bridge, "ln_final", None)
     w = getattr(ln, "w", None) if ln is not None else None
-    return w.detach() if isinstance(w, torch.Tensor) else None
+    if not isinstance(w, torch.Tensor):
+        return None
+    module = getattr(ln, "original_component", ln)
+    return w.detach() + 1 if _offset_norm(module) else w.detach()
+
+
+def _offset_norm(module) -> bool:
+    """Whether a norm module scales by ``1 + weight`` (Gemma-family RMSNorm)."""
+    return (
+        type(module).__name__.lower().startswith("gemma")
+        and "rmsnorm" in type(module).__name__.lower()
+    )
+
+
+def final_norm_centres(bridge) -> bool:
+    """Whether the final norm subtracts the mean (LayerNorm) rather than only rescaling (RMSNorm)."""
+    kind = str(getattr(bridge.cfg, "normalization_type", "") or "")
+    if kind:
+        return kind.upper().startswith("LN")
+    module = getattr(getattr(bridge, "ln_final", None), "original_component", None)
+    return isinstance(module, torch.nn.LayerNorm)

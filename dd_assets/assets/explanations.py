@@ -12,10 +12,12 @@ from dd_assets.assets._common import progress_logger
 from dd_assets.methods.explain.client import Budget, ChatClient, ClientConfig, ReplyCache
 from dd_assets.methods.explain.llm import explain_neurons
 from dd_assets.methods.explain.offline import offline_explanations
-from dd_assets.methods.explain.records import cut_excerpts
+from dd_assets.methods.explain.records import Excerpts, cut_excerpts, with_random_windows
 from dd_assets.partitions import MODEL_TO_LAYERS, model_layer_partitions, split_key
 from dd_assets.resources import ExplainerResource
 from dd_assets.tables import (
+    ACTIVATION_SAMPLE,
+    ACTIVATION_SAMPLE_WINDOWS,
     DATASET_TOKENS,
     EXPLANATIONS,
     LOGIT_EFFECTS,
@@ -38,6 +40,33 @@ def vocabulary(tokens: pl.DataFrame) -> list[str]:
     return vocab.tolist()
 
 
+def add_sampled_windows(
+    root: str, model: str, layer: int, excerpts: Excerpts, doc_ids: np.ndarray, d_mlp: int
+) -> Excerpts:
+    """The random half of the score set from the scan's seeded sample of dataset windows (5 per
+    neuron, none from its explain documents); unchanged (quantile-band excerpts) without one."""
+    windows = storage.read(root, ACTIVATION_SAMPLE_WINDOWS, model).sort("window")
+    sample = storage.read(root, ACTIVATION_SAMPLE, model, [layer]).sort("neuron")
+    if not windows.height or not sample.height:
+        return excerpts
+    n, length = windows.height, int(windows["length"][0])
+    docs = windows["doc_index"].to_numpy()
+    pos = windows["start"].to_numpy()[:, None] + np.arange(length)[None, :]
+    acts = np.zeros((d_mlp, n, length), dtype=np.float32)  # [neuron, window, pos]
+    acts[sample["neuron"].to_numpy()] = (
+        sample["activations"].list.to_array(n * length).to_numpy().reshape(-1, n, length)
+    )
+    return with_random_windows(
+        excerpts, docs, windows["start"].to_numpy(), doc_ids[docs[:, None], pos], acts, seed=layer
+    )
+
+
+def data_identity(meta: pl.DataFrame) -> list[str | int]:
+    """What the excerpts were cut from (dataset, context length, top-k), for the reply cache key."""
+    row = meta.row(0, named=True)
+    return [str(row["dataset"]), int(row["context_length"]), int(row["top_k"])]
+
+
 def llm_sample(model: str, layer: int, d_mlp: int, n: int) -> list[int]:
     """The neurons an LLM explains in this partition: a fixed random sample, so re-runs (and the
     cache) see the same neurons."""
@@ -51,6 +80,8 @@ def llm_sample(model: str, layer: int, d_mlp: int, n: int) -> list[int]:
     kinds={"delta", "openai"},
     deps=[
         dg.AssetDep("neuron_examples", partition_mapping=MODEL_TO_LAYERS),
+        dg.AssetDep("activation_sample", partition_mapping=MODEL_TO_LAYERS),
+        dg.AssetDep("activation_sample_windows", partition_mapping=MODEL_TO_LAYERS),
         dg.AssetDep("dataset_tokens", partition_mapping=MODEL_TO_LAYERS),
         dg.AssetDep("model_metadata", partition_mapping=MODEL_TO_LAYERS),
         dg.AssetDep("logit_effects"),
@@ -81,6 +112,7 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
     examples = storage.read(root, NEURON_EXAMPLES, model, [layer])
     logits = storage.read(root, LOGIT_EFFECTS, model, [layer])
     vocab = vocabulary(tokens)
+    doc_ids = np.asarray(tokens["token_ids"].to_list(), dtype=np.int64)
     excerpts = cut_excerpts(
         examples["neuron"].to_numpy(),
         examples["kind"].to_numpy(),
@@ -88,9 +120,10 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
         examples["doc_index"].to_numpy(),
         examples["activations"].list.to_array(tokens["token_ids"].list.len()[0]).to_numpy(),
         examples["max_activating_token_index"].to_numpy(),
-        np.asarray(tokens["token_ids"].to_list(), dtype=np.int64),
+        doc_ids,
         seed=layer,
     )
+    excerpts = add_sampled_windows(root, model, layer, excerpts, doc_ids, d_mlp)
     outputs = dict(zip(logits["neuron"].to_list(), logits["top_tokens"].to_list(), strict=True))
     graphs = storage.read(
         root, N2G_GRAPHS, model, [layer], ["neuron", "activating_tokens", "important_tokens"]
@@ -117,10 +150,11 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
         results = explain_neurons(
             client, cache, budget, model, layer, sample, excerpts, vocab,
             progress=progress_logger(context, f"explanations layer {layer}"),
+            data_key=data_identity(meta),
         )  # fmt: skip
         if results:
             llm = pl.DataFrame([r.__dict__ for r in results]).drop("tokens_used")
-            llm = llm.cast(dict(frame.select(llm.columns).schema))
+            llm = llm.select(frame.columns).cast(dict(frame.schema))
             frame = pl.concat([frame.filter(~pl.col("neuron").is_in(llm["neuron"])), llm])
         failed = sum(r.status != "ok" for r in results)
         meta_out.update(
@@ -135,11 +169,10 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
     frame = frame.with_columns(
         pl.lit(model).alias("model"), pl.lit(layer).cast(pl.Int32).alias("layer")
     ).cast(dict(EXPLANATIONS.schema))
-    scores = frame["score"].drop_nulls()
-    meta_out.update(
-        neurons=frame.height,
-        seconds=time.monotonic() - start,
-        mean_score=float(scores.mean()) if scores.len() else None,
-        scored=scores.len(),
-    )
+    meta_out.update(neurons=frame.height, seconds=time.monotonic() - start)
+    for scorer, rows in frame.group_by("scorer", maintain_order=True):
+        scores = rows["score"].drop_nulls()
+        meta_out[f"scored by {scorer[0]}"] = scores.len()
+        meta_out[f"mean score by {scorer[0]}"] = float(scores.mean()) if scores.len() else None
+    meta_out["unscored"] = frame["score"].null_count()
     yield dg.Output(frame, metadata=meta_out)

@@ -5,7 +5,12 @@ import numpy as np
 import polars as pl
 
 from dd_assets.methods.logit_effects import logit_effects as compute_logit_effects
-from dd_assets.models import final_norm_weight, model_shape, vocabulary_strings
+from dd_assets.models import (
+    final_norm_centres,
+    final_norm_weight,
+    model_shape,
+    vocabulary_strings,
+)
 from dd_assets.partitions import MODEL_TO_LAYERS, model_layer_partitions, split_key
 from dd_assets.resources import ModelLoader, RegistryResource
 from dd_assets.tables import LOGIT_EFFECTS
@@ -35,7 +40,11 @@ def logit_effects(
         )
         return
     top_v, top_i, bot_v, bot_i = compute_logit_effects(
-        bridge.W_out[layer].detach(), bridge.W_U.detach(), final_norm_weight(bridge), k=TOP_K
+        bridge.W_out[layer].detach(),
+        bridge.W_U.detach(),
+        final_norm_weight(bridge),
+        k=TOP_K,
+        centre=final_norm_centres(bridge),
     )
     vocab = np.asarray(vocabulary_strings(bridge.tokenizer, shape.d_vocab), dtype=object)
     top_i, bot_i = top_i.cpu().numpy(), bot_i.cpu().numpy()

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from dd_assets.methods.hooks import hook_name
+from dd_assets.methods.hooks import hook_name, is_nonnegative
 from dd_assets.models import model_shape
 from dd_assets.partitions import model_partitions
 from dd_assets.resources import ModelLoader, RegistryResource
@@ -27,6 +27,7 @@ def model_metadata(
             "num_layers": [shape.n_layers],
             "layer_size": [shape.d_mlp],
             "activation_function": [shape.act_fn],
+            "nonnegative": [is_nonnegative(shape.act_fn, spec.hook)],
             "num_total_parameters": [shape.num_parameters],
             "dataset": [spec.dataset.describe()],
             "hook": [hook_name(0, spec.hook).replace("blocks.0.", "blocks.{layer}.")],

@@ -18,6 +18,7 @@ from dd_assets.methods.n2g.augment import make_augmenter
 from dd_assets.methods.n2g.engine import N2G, Document, N2GConfig, NeuronGraph, NeuronInput
 from dd_assets.methods.n2g.export import collapse, to_deepdecipher, to_dot, to_svg
 from dd_assets.methods.n2g.probe import NeuronProbe
+from dd_assets.methods.n2g.sample_fidelity import fidelity_summary
 from dd_assets.methods.n2g.similarity import similar_pairs
 from dd_assets.models import model_shape, vocabulary_strings
 from dd_assets.partitions import (
@@ -30,6 +31,7 @@ from dd_assets.registry import ModelSpec
 from dd_assets.resources import DeltaTables, ModelLoader, RegistryResource
 from dd_assets.tables import (
     DATASET_TOKENS,
+    N2G_FIDELITY,
     N2G_GRAPHS,
     N2G_TOKEN_INDEX,
     NEURON_EXAMPLES,
@@ -45,6 +47,23 @@ def choose_neurons(stats: pl.DataFrame, count: int | None) -> list[int]:
     live = stats.filter(pl.col("max") > 0).sort(["max", "neuron"], descending=[True, False])
     neurons = live["neuron"].to_list()
     return neurons if count is None else neurons[:count]
+
+
+def neuron_sample(
+    stats: pl.DataFrame, top: int | None, random: int, seed: int, layer: int
+) -> dict[int, str]:
+    """neuron -> the sample it is graphed for: "top" (most active) or "random".
+
+    The random sample is drawn, seeded by (seed, layer), from the layer's live neurons that are
+    not already in the top sample, so the per-layer fidelity of the random sample describes a
+    typical live neuron rather than the strongest ones.
+    """
+    ranked = choose_neurons(stats, None)
+    chosen = {n: "top" for n in (ranked if top is None else ranked[:top])}
+    rest = np.asarray([n for n in ranked if n not in chosen], dtype=np.int64)
+    picks = np.random.default_rng([seed, layer]).permutation(rest)[:random]
+    chosen.update({int(n): "random" for n in picks})
+    return chosen
 
 
 def neuron_inputs(
@@ -68,12 +87,15 @@ def mask_id(spec: ModelSpec, tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 1
 
 
-def graph_row(model: str, layer: int, augmenter: str, base: float, g: NeuronGraph) -> dict:
+def graph_row(
+    model: str, layer: int, augmenter: str, base: float, g: NeuronGraph, sample: str
+) -> dict:
     nodes = collapse(g.graph.visual)
     return {
         "model": model,
         "layer": layer,
         "neuron": g.neuron,
+        "sample": sample,
         "augmenter": augmenter,
         "base_max_act": base,
         "train_docs": g.train_docs,
@@ -116,7 +138,7 @@ def n2g_graphs(
     models: ModelLoader,
     tables: DeltaTables,
 ):
-    """N2G graphs, pictures and held-out fidelity for the layer's most active neurons."""
+    """N2G graphs, pictures and held-out fidelity for the layer's top and random neuron samples."""
     model, layer = split_key(context.partition_key)
     spec = registry.spec(model)
     bridge = models.bridge(spec)
@@ -125,7 +147,10 @@ def n2g_graphs(
         context.log.warning(f"{model} has {shape.n_layers} layers; no layer {layer} to graph")
         return
     stats = tables.read(NEURON_STATS, model, [layer], ["neuron", "max"])
-    neurons = choose_neurons(stats, spec.n2g.neurons_per_layer)
+    samples = neuron_sample(
+        stats, spec.n2g.neurons_per_layer, spec.n2g.random_per_layer, spec.n2g.sample_seed, layer
+    )
+    neurons = list(samples)
     examples = tables.read(
         NEURON_EXAMPLES, model, [layer], ["neuron", "kind", "rank", "doc_index", "activations"]
     )
@@ -155,7 +180,10 @@ def n2g_graphs(
     graphs = engine.run(inputs)
     seconds = time.monotonic() - start
     bases = {i.neuron: i.base_max_act for i in inputs}
-    rows = [graph_row(model, layer, augmenter.name, bases[g.neuron], g) for g in graphs]
+    rows = [
+        graph_row(model, layer, augmenter.name, bases[g.neuron], g, samples[g.neuron])
+        for g in graphs
+    ]
     frame = (
         pl.DataFrame(rows, schema=N2G_GRAPHS.schema)
         if rows
@@ -166,6 +194,7 @@ def n2g_graphs(
         frame,
         metadata={
             "neurons": len(graphs),
+            "random_sample": sum(samples[g.neuron] == "random" for g in graphs),
             "coverage": len(graphs) / shape.d_mlp,
             "seconds": seconds,
             "neurons_per_second": len(graphs) / max(seconds, 1e-9),
@@ -237,4 +266,18 @@ def neuron_similarity(
     context.add_output_metadata(
         {"neurons": g.height, "pairs": frame.height, "seconds": time.monotonic() - start}
     )
+    return frame
+
+
+@dg.asset(partitions_def=model_partitions, group_name="n2g", kinds={"delta"}, deps=[N2G_LAYERS])
+def n2g_fidelity(context: dg.AssetExecutionContext, tables: DeltaTables) -> pl.DataFrame:
+    """N2G held-out F1 per layer and sample (top, random) with a 95% interval, vs token lookup."""
+    model = context.partition_key
+    graphs = tables.read(N2G_GRAPHS, model, None, ["layer", "sample", "f1", "baseline_f1"])
+    rows = fidelity_summary(graphs)
+    frame = pl.DataFrame(
+        rows, schema={k: v for k, v in N2G_FIDELITY.schema.items() if k != "model"}
+    )
+    frame = frame.with_columns(model=pl.lit(model)).cast(dict(N2G_FIDELITY.schema))
+    context.add_output_metadata({"rows": frame.height})
     return frame

@@ -12,3 +12,17 @@ def hook_name(layer: int, hook: str = "mlp.hook_post") -> str:
     'blocks.0.mlp.hook_mid'
     """
     return f"blocks.{layer}.{hook}"
+
+
+NONNEGATIVE_ACTIVATIONS = ("relu",)
+
+
+def is_nonnegative(act_fn: str, hook: str = "mlp.hook_post") -> bool:
+    """Whether the hooked activation can never go below zero (a ReLU's output).
+
+    Such a model has no negative examples worth serving: its "most negative" documents are zeros.
+
+    >>> is_nonnegative("relu"), is_nonnegative("silu"), is_nonnegative("relu", "mlp.hook_pre")
+    (True, False, False)
+    """
+    return hook == "mlp.hook_post" and act_fn.lower() in NONNEGATIVE_ACTIVATIONS

@@ -2,16 +2,21 @@
 
 The scan sees each batch of documents once, for all layers, and keeps only per-neuron state:
 
-- the top-k documents by document max (BOS position excluded from the ranking, see methods.md §1.2);
+- the top-k documents by document max and the bottom-k by document min (BOS position excluded from
+  the ranking, see methods.md §1.2), *with their per-token activations*: a document entering a
+  neuron's top or bottom k brings its activations along, so the examples need no second pass;
 - running count, sum, sum of squares, min, max and count of positive positions;
 - a fine histogram on a fixed symmetric-log grid, coarsened at the end to ~40 bins spanning each
   neuron's own [min, max] (bins are equal in log space: activations are heavy-tailed);
 - the document maxima of a fixed random sample of documents, from which quantile-band examples are
-  picked at the end (OpenAI-/Neuronpedia-style examples at typical activation levels, not just the top).
+  picked at the end (OpenAI-/Neuronpedia-style examples at typical activation levels, not just the top);
+- every neuron's activations on a fixed, seeded sample of token windows (whole windows, so the same
+  sample can serve co-activation similarity and window-based scoring).
 
-Memory is O(layers x neurons x (k + bins + sample)), independent of the dataset's size. The
-per-token activations of the chosen documents come from a second pass (`gather_activations`) over
-only those documents.
+Memory is O(layers x neurons x (k x context + bins + sample + window positions)), independent of the
+dataset's size. Only the quantile picks need a second pass (`gather_activations`): which band a
+document falls in is known only once the sample's maxima are, so it runs over the few sampled
+documents that were picked (at most `quantile_sample` of them).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 from jaxtyping import Float, Int
 
@@ -37,12 +43,18 @@ class ScanConfig:
     fine_scale: float = 0.01  # grid: sign(x) log1p(|x| / fine_scale); ~4% relative resolution
     fine_limit: float = 1000.0  # |x| beyond this lands in the edge bins (min/max stay exact)
     hist_stride: int = 4  # histogram counts every n-th position (moments and extremes use all)
-    quantile_sample: int = 512  # documents whose maxima are kept for the quantile bands
+    # Documents whose maxima are kept for the quantile bands; the second pass reruns the picked ones,
+    # so this bounds its cost (128 of the default 768 documents).
+    quantile_sample: int = 128
     per_band: int = 2
     bands: tuple[tuple[float, float], ...] = QUANTILE_BANDS
     seed: int = 0
+    sample_windows: int = 32  # co-activation sample: seeded windows, one per sampled document
+    sample_window_len: int = 64  # tokens per window (capped at context length - 1, BOS excluded)
 
     def __post_init__(self) -> None:
+        if self.sample_windows < 0 or self.sample_window_len < 1:
+            raise ValueError("sample_windows must be >= 0 and sample_window_len >= 1")
         if self.top_k < 1 or self.hist_bins < 1 or self.fine_bins < 2 or self.hist_stride < 1:
             raise ValueError("top_k, hist_bins, hist_stride must be >= 1 and fine_bins >= 2")
         for lo, hi in self.bands:
@@ -64,6 +76,12 @@ class ScanResult:
     layers: list[int]
     top_values: np.ndarray  # [layer, d_mlp, k] float32, descending; -inf where fewer docs than k
     top_docs: np.ndarray  # [layer, d_mlp, k] int64; -1 where fewer docs than k
+    top_acts: np.ndarray  # [layer, d_mlp, k, pos] float32: per-token activations, BOS included
+    bottom_values: (
+        np.ndarray
+    )  # [layer, d_mlp, k] float32, ascending (most negative document min first)
+    bottom_docs: np.ndarray  # [layer, d_mlp, k] int64; -1 where fewer docs than k
+    bottom_acts: np.ndarray  # [layer, d_mlp, k, pos] float32
     count: np.ndarray  # [layer, d_mlp] int64
     max: np.ndarray  # [layer, d_mlp] float32
     min: np.ndarray
@@ -74,19 +92,35 @@ class ScanResult:
     hist_counts: np.ndarray  # [layer, d_mlp, bins] int64, positions sampled every hist_stride
     quantile_docs: np.ndarray  # [layer, d_mlp, bands, per_band] int64; -1 where none
     quantile_values: np.ndarray  # [layer, d_mlp, bands, per_band] float32
+    window_docs: np.ndarray  # [windows] int64: the co-activation sample's documents
+    window_starts: np.ndarray  # [windows] int64: first position of each window (>= 1)
+    window_len: int
+    sample_acts: np.ndarray  # [layer, windows * window_len, d_mlp] float32
 
 
 class ActivationScan:
     """Streaming per-neuron state over batches of documents. Feed `update`, then call `result`."""
 
-    def __init__(self, layers: Sequence[int], d_mlp: int, num_docs: int, config: ScanConfig):
+    def __init__(
+        self,
+        layers: Sequence[int],
+        d_mlp: int,
+        num_docs: int,
+        config: ScanConfig,
+        context_length: int,
+    ):
         self.layers = list(layers)
         self.d_mlp = d_mlp
         self.num_docs = num_docs
         self.cfg = config
-        n_layers, k = len(self.layers), config.top_k
+        n_layers, k, pos = len(self.layers), config.top_k, context_length
+        # Both polarities share one ranking routine: the bottom k are the top k of -min.
         self.top_values = torch.full((n_layers, k, d_mlp), -math.inf)
         self.top_docs = torch.full((n_layers, k, d_mlp), -1, dtype=torch.int64)
+        self.top_acts = torch.zeros(n_layers, k, d_mlp, pos)
+        self.neg_values = torch.full((n_layers, k, d_mlp), -math.inf)
+        self.neg_docs = torch.full((n_layers, k, d_mlp), -1, dtype=torch.int64)
+        self.neg_acts = torch.zeros(n_layers, k, d_mlp, pos)
         self.count = 0
         self.sum = torch.zeros(n_layers, d_mlp, dtype=torch.float64)
         self.sumsq = torch.zeros(n_layers, d_mlp, dtype=torch.float64)
@@ -102,6 +136,16 @@ class ActivationScan:
         self._sample_pos = torch.full((num_docs,), -1, dtype=torch.int64)
         self._sample_pos[torch.from_numpy(self.sample_docs)] = torch.arange(size)
         self.sample_max = torch.full((n_layers, size, d_mlp), -math.inf)
+        # The co-activation sample: one seeded window per sampled document (own generator, so the
+        # quantile sample above does not depend on these settings).
+        wrng = np.random.default_rng([config.seed, 1])
+        self.window_len = min(config.sample_window_len, max(pos - 1, 0))
+        n_windows = min(config.sample_windows, num_docs) if self.window_len else 0
+        self.window_docs = np.sort(wrng.choice(num_docs, size=n_windows, replace=False))
+        self.window_starts = wrng.integers(1, pos - self.window_len + 1, size=n_windows)
+        self._window_slot = torch.full((num_docs,), -1, dtype=torch.int64)
+        self._window_slot[torch.from_numpy(self.window_docs)] = torch.arange(n_windows)
+        self.sample_acts = torch.zeros(n_layers, n_windows * self.window_len, d_mlp)
 
     @torch.inference_mode()
     def update(
@@ -114,13 +158,19 @@ class ActivationScan:
         batch = doc_ids.shape[0]
         in_sample = self._sample_pos[doc_ids]  # [batch]; -1 = not sampled
         sampled = in_sample >= 0
+        windows = [(b, int(s)) for b, s in enumerate(self._window_slot[doc_ids].tolist()) if s >= 0]
+        ids = doc_ids[:, None].expand(batch, self.d_mlp)
         for i, acts in enumerate(layer_acts):
             x = acts[:, 1:, :]  # [batch, pos-1, d_mlp]
             doc_max = x.amax(dim=1)  # [batch, d_mlp]
-            values = torch.cat([self.top_values[i], doc_max])  # [k + batch, d_mlp]
-            docs = torch.cat([self.top_docs[i], doc_ids[:, None].expand(batch, self.d_mlp)])
-            self.top_values[i], idx = values.topk(cfg.top_k, dim=0)
-            self.top_docs[i] = docs.gather(0, idx)
+            per_neuron = acts.permute(0, 2, 1)  # [batch, d_mlp, pos]
+            self._rank(self.top_values, self.top_docs, self.top_acts, i, doc_max, ids, per_neuron)
+            doc_min = x.amin(dim=1)
+            self._rank(self.neg_values, self.neg_docs, self.neg_acts, i, -doc_min, ids, per_neuron)
+            for b, slot in windows:
+                start = int(self.window_starts[slot])
+                rows = slice(slot * self.window_len, (slot + 1) * self.window_len)
+                self.sample_acts[i, rows] = acts[b, start : start + self.window_len]
             flat = x.reshape(-1, self.d_mlp)  # [batch * (pos-1), d_mlp]
             # float32 per batch (thousands of terms), float64 across batches: ~10x cheaper than
             # reducing in float64 and accurate to ~1e-7 relative per batch.
@@ -133,6 +183,24 @@ class ActivationScan:
             if sampled.any():
                 self.sample_max[i, in_sample[sampled]] = doc_max[sampled]
         self.count += batch * (layer_acts[0].shape[1] - 1)
+
+    def _rank(
+        self,
+        values: torch.Tensor,
+        docs: torch.Tensor,
+        kept: torch.Tensor,
+        i: int,
+        batch_values: Float[torch.Tensor, "batch d_mlp"],
+        batch_docs: Int[torch.Tensor, "batch d_mlp"],
+        batch_acts: Float[torch.Tensor, "batch d_mlp pos"],
+    ) -> None:
+        """Merge a batch into layer i's running top k, carrying each document's activations."""
+        merged = torch.cat([values[i], batch_values])  # [k + batch, d_mlp]
+        values[i], idx = merged.topk(self.cfg.top_k, dim=0)
+        docs[i] = torch.cat([docs[i], batch_docs]).gather(0, idx)
+        if bool((idx >= self.cfg.top_k).any()):  # some document of this batch got in
+            pool = torch.cat([kept[i], batch_acts])  # [k + batch, d_mlp, pos]
+            kept[i] = pool.gather(0, idx[..., None].expand(-1, -1, pool.shape[-1]))
 
     def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
         """Activation -> position on the fine grid, in [0, fine_bins)."""
@@ -160,6 +228,10 @@ class ActivationScan:
             layers=self.layers,
             top_values=self.top_values.permute(0, 2, 1).numpy().astype(np.float32),
             top_docs=self.top_docs.permute(0, 2, 1).numpy(),
+            top_acts=self.top_acts.permute(0, 2, 1, 3).numpy(),
+            bottom_values=(-self.neg_values).permute(0, 2, 1).numpy().astype(np.float32),
+            bottom_docs=self.neg_docs.permute(0, 2, 1).numpy(),
+            bottom_acts=self.neg_acts.permute(0, 2, 1, 3).numpy(),
             count=np.full((n_layers, self.d_mlp), self.count, dtype=np.int64),
             max=self.max.numpy(),
             min=self.min.numpy(),
@@ -170,6 +242,10 @@ class ActivationScan:
             hist_counts=counts,
             quantile_docs=q_docs,
             quantile_values=q_values,
+            window_docs=self.window_docs.astype(np.int64),
+            window_starts=self.window_starts.astype(np.int64),
+            window_len=self.window_len,
+            sample_acts=self.sample_acts.numpy(),
         )
 
     def _rebin(self) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +313,7 @@ def scan(
 ) -> ScanResult:
     """Run every document through `read_layers` once and return the per-neuron scan state."""
     num_docs = tokens.shape[0]
-    state = ActivationScan(layers, d_mlp, num_docs, config)
+    state = ActivationScan(layers, d_mlp, num_docs, config, tokens.shape[1])
     done = 0
     for ids in batched(num_docs, batch_size):
         doc_ids = torch.from_numpy(ids)
@@ -287,3 +363,20 @@ def gather_activations(
         if progress is not None:
             progress(done, len(unique_docs))
     return out
+
+
+def served_examples(choices: pl.DataFrame, acts: np.ndarray) -> pl.DataFrame:
+    """`choices` rows (minus doc_max) with their per-token activations as served.
+
+    Rounds once, in float64 (float32 rounding is off by one in the last decimal), and takes the
+    extremes and argmax from the rounded values: a text's max_activation is then exactly the
+    largest activation served with it. BOS is excluded from the extremes, as from the ranking.
+    """
+    acts = acts.astype(np.float64).round(6).astype(np.float32)  # [rows, pos]
+    body = acts[:, 1:]
+    return choices.drop("doc_max").with_columns(
+        pl.Series("activations", acts),
+        pl.Series("max_activation", body.max(axis=1)),
+        pl.Series("min_activation", body.min(axis=1)),
+        pl.Series("max_activating_token_index", body.argmax(axis=1).astype(np.int32) + 1),
+    )

@@ -27,8 +27,12 @@ def test_neuron_explainer_neuron_level(client, tiny):
     data = body["data"]
     row = storage.read(tiny.root, EXPLANATIONS, "tiny", [1]).filter(pl.col("neuron") == 7)
     assert data["explanation"] == row["explanation"][0]
-    assert data["score"] == (None if row["score"][0] is None else pytest.approx(row["score"][0]))
-    assert data["explainer"] == "offline-tokens-v1" and data["scorer"] == "token-lookup-v1"
+    want = row["score"][0]
+    assert data["score"] == (None if want is None else pytest.approx(want, abs=1e-6))
+    assert data["kind"] == "top-tokens" and data["score_status"] == row["score_status"][0]
+    assert (data["score"] is None) == data["score_status"].startswith("unscored: ")
+    assert data["explainer"] == "offline-tokens-v1" and data["scorer"] == row["scorer"][0]
+    assert data["scorer"] in {"token-lookup-v1", "token-class-mean-v1"}  # the fallback, named
     assert data["simulator_mode"] == "offline" and data["status"] == "ok"
     assert data["prompt_version"] == "offline-v1"
     assert not set(data["explain_doc_indices"]) & set(data["score_doc_indices"])
@@ -38,8 +42,15 @@ def test_neuron_explainer_neuron_level(client, tiny):
 def test_neuron_explainer_layer_and_model_summaries(client):
     layer = client.get("/api/tiny/neuron_explainer/0").json()["data"]
     assert layer["num_neurons"] == 96 and layer["failed"] == 0
-    q25, q50, q75 = layer["quartiles"]
-    assert q25 <= q50 <= q75
+    # Two scorers (the token lookup and its fallback): never pooled, so no layer-wide mean.
+    by = {b["scorer"]: b for b in layer["by_scorer"]}
+    assert set(by) == {"token-lookup-v1", "token-class-mean-v1"}
+    assert layer["mean_score"] is None and layer["quartiles"] == [None, None, None]
+    assert sum(b["count"] for b in by.values()) == 96
+    for b in by.values():
+        q25, q50, q75 = b["quartiles"]
+        assert q25 <= q50 <= q75 and b["scored"] + b["unscored"] == b["count"]
+        assert sum(b["unscored_reasons"].values()) == b["unscored"]
     model = client.get("/api/tiny/neuron_explainer").json()["data"]
     assert [entry["layer"] for entry in model["layers"]] == [0, 1]
     assert model["num_neurons"] == 192

@@ -37,6 +37,7 @@ def _simulate(prompt: str) -> list[tuple[int, int, dict[str, float]]]:
 class FakeOpenAI:
     def __init__(self) -> None:
         self.actions: deque[str] = deque()
+        self.explanations: deque[str] = deque()  # scripted explanation replies, then EXPLANATION
         self.ignore_logprobs = False
         self.refuse_logprobs = False
         self.poison = "POISON"
@@ -70,7 +71,9 @@ class FakeOpenAI:
         if wants and self.refuse_logprobs:
             return 400, b'{"error": {"message": "logprobs not supported"}}', {}
         if kind == "explain":
-            content, logprobs = f" {EXPLANATION}.", None
+            with self.lock:
+                text = self.explanations.popleft() if self.explanations else EXPLANATION
+            content, logprobs = f" {text}.", None
         else:
             lines = _simulate(last)
             content = "\n".join(f"{i}\t{v}" for i, v, _ in lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from dd_assets import storage
-from dd_assets.tables import EXPLANATIONS, NEURON_EXAMPLES
+from dd_assets.tables import ACTIVATION_SAMPLE_WINDOWS, EXPLANATIONS, NEURON_EXAMPLES
 
 
 def test_every_neuron_has_an_offline_explanation(tiny):
@@ -14,19 +14,27 @@ def test_every_neuron_has_an_offline_explanation(tiny):
     assert df.select("layer", "neuron").n_unique() == 2 * 96
     assert set(df["status"]) == {"ok"}
     assert set(df["explainer"]) == {"offline-tokens-v1"}
-    assert set(df["scorer"]) == {"token-lookup-v1"}
+    assert set(df["kind"]) == {"top-tokens"}
+    # Where the token list never occurs in the held-out excerpts (tiny documents are 24 tokens and
+    # a neuron has two explain excerpts), the token-class means score instead, and say so.
+    assert set(df["scorer"]) == {"token-lookup-v1", "token-class-mean-v1"}
     assert set(df["simulator_mode"]) == {"offline"}
     assert (df["explanation"].str.len_chars() > 0).all()
+    fallback = df.filter(pl.col("scorer") == "token-class-mean-v1")
+    assert fallback["score_status"].str.starts_with("scored by fallback: explanation tokens").any()
     scores = df["score"].drop_nulls()
-    # Undefined (null) where the token list never occurs in the held-out excerpts: tiny documents
-    # are 24 tokens and a neuron has only two explain excerpts.
-    assert scores.len() > 0.3 * df.height
     assert ((scores >= -1) & (scores <= 1)).all()
+    # No silent null: every row without a score says why, and every scored row says it is scored.
+    unscored = df.filter(pl.col("score").is_null())
+    assert unscored["score_status"].str.starts_with("unscored: ").all()
+    assert df.filter(pl.col("score").is_not_null())["score_status"].str.starts_with("scored").all()
+    assert scores.len() > 0.8 * df.height
 
 
 def test_scored_documents_are_disjoint_from_explained_ones(tiny):
     df = storage.read(tiny.root, EXPLANATIONS, "tiny")
     examples = storage.read(tiny.root, NEURON_EXAMPLES, "tiny")
+    windows = set(storage.read(tiny.root, ACTIVATION_SAMPLE_WINDOWS, "tiny")["doc_index"].to_list())
     for row in df.iter_rows(named=True):
         explain, score = set(row["explain_doc_indices"]), set(row["score_doc_indices"])
         assert explain and score
@@ -38,7 +46,9 @@ def test_scored_documents_are_disjoint_from_explained_ones(tiny):
         # Interleaved split: explain = top ranks 0, 4, ...; top scored = ranks 2, 6, ...
         assert row["explain_doc_indices"] == top[0::4]
         assert set(top[2::4]) <= score
-        assert score <= set(mine["doc_index"].to_list())
+        # The random half: 5 windows of the scan's seeded uniform sample.
+        assert row["random_source"] == "uniform-sample"
+        assert score - set(top) <= windows and len(score - set(top[2::4])) >= 1
 
 
 def test_llm_configured_run_explains_a_budgeted_sample_and_caches(tiny, tmp_path, monkeypatch):
@@ -85,3 +95,23 @@ def test_llm_configured_run_explains_a_budgeted_sample_and_caches(tiny, tmp_path
     ).all()
     cache = list((tmp_path / "data" / "_explainer_cache" / "tiny").glob("*.jsonl"))
     assert len(cache) == 1 and "sk-never-stored" not in cache[0].read_text()
+
+
+def test_every_explanation_has_a_unit_embedding_from_the_shared_encoder(tiny):
+    import numpy as np
+
+    from dd_assets.methods.explain.semantic import embed_explanations
+    from dd_assets.methods.sentence_encoder import default_encoder
+    from dd_assets.tables import EXPLANATION_EMBEDDINGS
+
+    df = storage.read(tiny.root, EXPLANATIONS, "tiny").filter(pl.col("status") == "ok")
+    emb = storage.read(tiny.root, EXPLANATION_EMBEDDINGS, "tiny")
+    assert emb.height == df.height and set(emb["encoder"]) == {"all-MiniLM-L6-v2"}
+    joined = df.join(emb, on=["layer", "neuron"]).sort("layer", "neuron").head(12)
+    stored = np.asarray(joined["embedding"].to_list(), dtype=np.float32)
+    assert stored.shape == (12, 384)
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+    again = embed_explanations(
+        default_encoder(), joined["kind"].to_list(), joined["explanation"].to_list()
+    )
+    np.testing.assert_allclose(stored, again, atol=1e-5)

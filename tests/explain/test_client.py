@@ -13,7 +13,8 @@ from dd_assets.methods.explain.client import (
     ReplyError,
 )
 from dd_assets.methods.explain.llm import explain_neurons
-from dd_assets.methods.explain.prompts import PROMPT_VERSION
+from dd_assets.methods.explain.prompts import PROMPT_VERSION, WORKED_EXAMPLES
+from dd_assets.methods.explain.protocol import SCORED
 from dd_assets.methods.explain.records import Excerpts
 from tests.explain.fake_openai import EXPLANATION, fake_openai_server
 
@@ -53,11 +54,13 @@ def config(base_url: str, **kw) -> ClientConfig:
     return ClientConfig(**{**defaults, **kw})
 
 
-def run(base_url: str, cache: ReplyCache | None = None, neurons=range(4), ex=None, **kw):
+def run(
+    base_url: str, cache: ReplyCache | None = None, neurons=range(4), ex=None, data_key=(), **kw
+):
     client = ChatClient(config(base_url, **kw), api_key="sk-test-secret")
     results = explain_neurons(
         client, ReplyCache(None) if cache is None else cache, Budget(None), "m", 3, list(neurons),
-        ex if ex is not None else excerpts(), VOCAB,
+        ex if ex is not None else excerpts(), VOCAB, data_key=data_key,
     )  # fmt: skip
     return client, {r.neuron: r for r in results}
 
@@ -71,6 +74,8 @@ def test_explains_and_scores_with_logprobs():
         assert r.explainer == "explainer-x" and r.scorer == "simulator-y"
         assert r.simulator_mode == "logprobs" and r.prompt_version == PROMPT_VERSION
         assert r.score is not None and r.score > 0.95
+        assert r.kind == "llm" and r.score_status == SCORED
+        assert r.score_top == pytest.approx(r.score) and r.score_random is None  # no random half
         assert not set(r.explain_doc_indices) & set(r.score_doc_indices)
     assert fake.count("explain") == 4 and fake.count("simulate") == 8
     assert {r["model"] for r in fake.requests} == {"explainer-x", "simulator-y"}
@@ -153,3 +158,32 @@ def test_other_4xx_is_not_retried():
             with pytest.raises(ReplyError, match=f"HTTP {status}"):
                 client.complete([{"role": "user", "content": "Explanation of neuron"}], "m", 5)
         assert len(fake.requests) == 2
+
+
+def test_an_explanation_that_repeats_a_worked_example_is_asked_again_then_refused():
+    copied = [WORKED_EXAMPLES[0][1], WORKED_EXAMPLES[2][1].upper()]
+    with fake_openai_server() as (fake, url):
+        fake.explanations.extend(copied)  # two copies, then a real reading
+        _, results = run(url, neurons=[0], concurrency=1)
+        assert fake.count("explain") == 3
+        assert results[0].status == "ok" and results[0].explanation == EXPLANATION
+        fake.explanations.extend([WORKED_EXAMPLES[1][1]] * 3)  # never anything else
+        _, results = run(url, neurons=[1], concurrency=1)
+    r = results[1]
+    assert r.status.startswith("failed: explanation repeats a worked example")
+    assert r.score is None and r.score_status.startswith("unscored: explanation failed")
+
+
+def test_cache_keys_carry_the_data_identity_and_the_excerpt_tokens(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    with fake_openai_server() as (fake, url):
+        run(url, cache=ReplyCache(path), neurons=[0], data_key=["docs-a", 24, 20])
+        asked = len(fake.requests)
+        run(url, cache=ReplyCache(path), neurons=[0], data_key=["docs-a", 24, 20])
+        assert len(fake.requests) == asked  # same data: all from the cache
+        run(url, cache=ReplyCache(path), neurons=[0], data_key=["docs-b", 24, 20])
+        assert fake.count("explain") == 2  # another dataset: asked again
+        changed = excerpts()
+        changed.token_ids[changed.neuron == 0] = 5  # same documents and starts, other text
+        run(url, cache=ReplyCache(path), neurons=[0], ex=changed, data_key=["docs-a", 24, 20])
+        assert fake.count("explain") == 3

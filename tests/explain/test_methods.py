@@ -9,8 +9,10 @@ import pytest
 
 from dd_assets.methods.explain.offline import offline_explanations
 from dd_assets.methods.explain.prompts import (
+    WORKED_EXAMPLES,
     explanation_messages,
     parse_explanation,
+    repeats_worked_example,
     simulation_messages,
 )
 from dd_assets.methods.explain.records import (
@@ -114,14 +116,17 @@ def test_parse_simulation_with_logprobs_and_sampled():
 
 def test_prompts_structure_and_parsing():
     messages = explanation_messages([(["x", " y"], [0, 10])])
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    assert [m["content"] for m in messages[2:7:2]] == [f" {e}." for _, e in WORKED_EXAMPLES]
     target = messages[-1]["content"]
-    assert "Neuron 2" in target and "x\t0\n y\t10" in target
+    assert "Neuron 4" in target and "x\t0\n y\t10" in target
     assert target.endswith("the main thing this neuron does is find")
     assert "zeros left out" not in target  # half the values are non-zero: not sparse
     sparse = explanation_messages([(list("abcdefghij"), [0] * 9 + [7])])[-1]["content"]
     assert "zeros left out:\n<start>\nj\t7\n<end>" in sparse
     assert parse_explanation(" words about the weather.") == "words about the weather"
+    assert repeats_worked_example(f"{WORKED_EXAMPLES[1][1]}, mostly")
+    assert not repeats_worked_example("words about the weather")
     assert parse_explanation("the main thing this neuron does is find dates.\nmore") == "dates"
     with pytest.raises(ValueError):
         parse_explanation("  ")

@@ -49,11 +49,56 @@ def test_top_k_equals_brute_force(acts, batch_size):
     np.testing.assert_array_equal(result.top_docs, expected_docs.permute(0, 2, 1).numpy())
 
 
+@pytest.mark.parametrize("batch_size", [1, 5, DOCS])
+def test_bottom_k_equals_brute_force(acts, batch_size):
+    k = 6
+    result = run_scan(acts, batch_size, top_k=k)
+    doc_min = acts[:, :, 1:, :].amin(dim=2)  # [layer, doc, d_mlp], BOS excluded
+    expected_values, expected_docs = doc_min.topk(k, dim=1, largest=False)
+    np.testing.assert_allclose(result.bottom_values, expected_values.permute(0, 2, 1).numpy())
+    np.testing.assert_array_equal(result.bottom_docs, expected_docs.permute(0, 2, 1).numpy())
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, DOCS])
+def test_kept_activations_are_the_documents_own(acts, batch_size):
+    """The per-token activations carried in the state are exactly the chosen documents' (BOS too)."""
+    result = run_scan(acts, batch_size, top_k=5)
+    for i in range(len(LAYERS)):
+        for n in range(D_MLP):
+            for kept, docs in (
+                (result.top_acts, result.top_docs),
+                (result.bottom_acts, result.bottom_docs),
+            ):
+                for r, doc in enumerate(docs[i, n]):
+                    np.testing.assert_array_equal(kept[i, n, r], acts[i, doc, :, n].numpy())
+
+
+def test_activation_sample_is_whole_seeded_windows(acts):
+    cfg = dict(sample_windows=6, sample_window_len=4)
+    result = run_scan(acts, 5, **cfg)
+    again = run_scan(acts, 3, **cfg)
+    np.testing.assert_array_equal(result.window_docs, again.window_docs)
+    np.testing.assert_array_equal(result.window_starts, again.window_starts)
+    assert len(set(result.window_docs.tolist())) == 6 and result.window_len == 4
+    assert (result.window_starts >= 1).all() and (result.window_starts + 4 <= POS).all()
+    for i in range(len(LAYERS)):
+        expected = torch.cat(
+            [
+                acts[i, d, s : s + 4]
+                for d, s in zip(result.window_docs, result.window_starts, strict=True)
+            ]
+        )
+        np.testing.assert_array_equal(result.sample_acts[i], expected.numpy())
+    assert result.sample_acts.shape == (len(LAYERS), 24, D_MLP)
+
+
 def test_bos_position_never_ranks(acts):
     spiked = acts.clone()
     spiked[:, 3, 0, :] = 1e6  # a huge activation at BOS of document 3
+    spiked[:, 4, 0, :] = -1e6
     result = run_scan(spiked, top_k=3)
     assert result.top_values.max() < 1e5
+    assert result.bottom_values.min() > -1e5
 
 
 def test_statistics_equal_numpy(acts):
@@ -84,7 +129,7 @@ def test_histogram_counts_sampled_positions(acts):
 
 def test_quantile_examples_fall_in_their_bands(acts):
     cfg = ScanConfig(quantile_sample=30, per_band=2)
-    state = ActivationScan(LAYERS, D_MLP, DOCS, cfg)
+    state = ActivationScan(LAYERS, D_MLP, DOCS, cfg, POS)
     tokens = torch.arange(DOCS)
     for start in range(0, DOCS, 8):
         ids = tokens[start : start + 8]

@@ -23,7 +23,8 @@ def test_definitions_load():
     assert keys == {
         "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
         "model_metadata", "logit_effects", "model_tokenizer", "n2g_graphs", "n2g_token_index",
-        "neuron_similarity", "explanations",
+        "neuron_similarity", "explanations", "activation_sample", "activation_sample_windows",
+        "neuron_coactivation", "token_index", "n2g_fidelity",
     }  # fmt: skip
     assert defs.resolve_job_def("summary_assets") is not None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 import torch
 
 from dagster_project.runner import materialize_models
@@ -36,25 +37,30 @@ def test_every_table_has_every_neuron(tiny):
     examples = storage.read(tiny.root, NEURON_EXAMPLES, "tiny")
     top = examples.filter(pl.col("kind") == "top")
     assert top.group_by("layer", "neuron").len()["len"].unique().to_list() == [TOP_K]
+    bottom = examples.filter(pl.col("kind") == "bottom")
+    assert bottom.group_by("layer", "neuron").len()["len"].unique().to_list() == [TOP_K]
     quantile = examples.filter(pl.col("kind") == "quantile")
     assert quantile.select("layer", "neuron").n_unique() == N_LAYERS * D_MLP
     meta = storage.read(tiny.root, MODEL_METADATA, "tiny").row(0, named=True)
     assert (meta["num_layers"], meta["layer_size"], meta["num_documents"]) == (2, 96, DOCS)
 
 
-def test_top_examples_are_sorted_and_consistent_with_choices(tiny):
-    ex = storage.read(tiny.root, NEURON_EXAMPLES, "tiny").filter(pl.col("kind") == "top")
-    choices = storage.read(tiny.root, NEURON_EXAMPLE_CHOICES, "tiny").filter(
-        pl.col("kind") == "top"
-    )
+@pytest.mark.parametrize(
+    ("kind", "column", "descending"),
+    [("top", "max_activation", True), ("bottom", "min_activation", False)],
+)
+def test_ranked_examples_are_sorted_and_consistent_with_choices(tiny, kind, column, descending):
+    ex = storage.read(tiny.root, NEURON_EXAMPLES, "tiny").filter(pl.col("kind") == kind)
+    choices = storage.read(tiny.root, NEURON_EXAMPLE_CHOICES, "tiny").filter(pl.col("kind") == kind)
     joined = ex.join(choices, on=["layer", "neuron", "kind", "rank"])
+    assert joined.height == ex.height
     assert (joined["doc_index"] == joined["doc_index_right"]).all()
-    # The second pass reproduces the scan's document maxima.
-    np.testing.assert_allclose(joined["max_activation"], joined["doc_max"], rtol=1e-5, atol=1e-6)
+    # The activations kept by the scan reproduce its document extremes (after rounding).
+    np.testing.assert_allclose(joined[column], joined["doc_max"], rtol=1e-5, atol=1e-6)
     ranked = ex.sort("layer", "neuron", "rank")
-    per_neuron = ranked.group_by("layer", "neuron", maintain_order=True).agg("max_activation")
-    for values in per_neuron["max_activation"].to_list():
-        assert values == sorted(values, reverse=True)
+    per_neuron = ranked.group_by("layer", "neuron", maintain_order=True).agg(column)
+    for values in per_neuron[column].to_list():
+        assert values == sorted(values, reverse=descending)
 
 
 def test_served_activations_equal_fresh_transformer_lens_recomputation(tiny):
@@ -71,10 +77,10 @@ def test_served_activations_equal_fresh_transformer_lens_recomputation(tiny):
         np.testing.assert_allclose(row["activations"], fresh.numpy(), atol=1e-5)
         body = fresh[1:]
         assert row["max_activating_token_index"] == int(body.argmax()) + 1
-        # Stored to 6 decimals: the text's max is exactly its largest stored activation and
-        # within rounding of the fresh maximum.
+        # Served values are rounded to 6 decimals; the extremes are those of the served values.
+        assert row["max_activation"] == pytest.approx(float(body.max()), abs=1e-6)
         assert row["max_activation"] == max(row["activations"][1:])
-        assert abs(row["max_activation"] - float(body.max())) <= 1e-6
+        assert row["min_activation"] == min(row["activations"][1:])
 
 
 def test_rerun_is_idempotent(tiny):

@@ -6,16 +6,21 @@ never an explain document) token by token; the score is the pooled correlation o
 values with the true activations.
 
 Explanations and simulations are cached (`ReplyCache`): the explanation under (model, layer,
-neuron, prompt version, explainer model), a simulation under that key plus the simulator model
-and the excerpt's document and start, so a re-run asks the endpoint nothing it already answered.
-Only successes are cached, so a failure is retried by the next run.
+neuron, prompt version, explainer model, the data's identity: dataset, context length, top-k, and
+a hash of the explain excerpts' tokens), a simulation under that key plus the simulator model,
+the excerpt's document, start and token hash, so a re-run asks the endpoint nothing it already
+answered, and a changed registry or dataset never reuses a reply about other text. Only
+successes are cached, so a failure is retried by the next run. An explanation that restates one
+of the prompt's worked examples is asked for again, and fails after `EXPLAIN_TRIES` replies.
 
 A neuron whose request fails for good (retries exhausted, refused, malformed reply) gets a
-record with ``status = "failed: <reason>"`` and no score; the other neurons carry on.
+record with ``status = "failed: <reason>"``, no score and a `score_status` saying so; the other
+neurons carry on. Scores follow `protocol`: pooled, top-only and random-only correlations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,16 +33,28 @@ from dd_assets.methods.explain.prompts import (
     PROMPT_VERSION,
     explanation_messages,
     parse_explanation,
+    repeats_worked_example,
     simulation_messages,
 )
-from dd_assets.methods.explain.records import Excerpts, max_activation, normalise
-from dd_assets.methods.explain.scoring import pooled_score
+from dd_assets.methods.explain.protocol import RANDOM_SOURCES, protocol_scores, unscored
+from dd_assets.methods.explain.records import TOP, Excerpts, max_activation, normalise
 from dd_assets.methods.explain.simulate import LOGPROBS, SAMPLED, parse_simulation
 
 log = logging.getLogger(__name__)
 
 EXPLAIN_MAX_TOKENS = 60
 EXPLAIN_TEMPERATURE = 1.0  # methods.md §3.3; the simulator runs at temperature 0
+EXPLAIN_TRIES = 3  # replies asked for before an explanation that repeats a worked example fails
+KIND = "llm"
+
+
+def excerpt_hash(token_ids: np.ndarray, start: np.ndarray | None = None) -> str:
+    """A short stable hash of excerpt tokens (and where they start): part of every cache key, so
+    a cached reply is only reused for exactly the same text."""
+    h = hashlib.sha256(np.ascontiguousarray(token_ids, dtype=np.int64).tobytes())
+    if start is not None:
+        h.update(np.ascontiguousarray(start, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,10 @@ class NeuronResult:
     neuron: int
     explanation: str
     score: float | None
+    score_status: str
+    score_top: float | None
+    score_random: float | None
+    random_source: str
     explainer: str
     scorer: str
     simulator_mode: str
@@ -52,6 +73,7 @@ class NeuronResult:
     status: str
     explain_doc_indices: list[int]
     score_doc_indices: list[int]
+    kind: str = KIND
     tokens_used: int = 0
 
 
@@ -67,8 +89,13 @@ def explain_neuron(
     neuron: int,
     excerpts: Excerpts,
     vocab: Sequence[str],
+    data_key: Sequence[str | int] = (),
 ) -> NeuronResult:
-    """Explain one neuron and score the explanation; failures become a 'failed: ...' record."""
+    """Explain one neuron and score the explanation; failures become a 'failed: ...' record.
+
+    `data_key` names the data the excerpts come from (dataset, context length, top-k): with the
+    model, prompt version, LLM names and a hash of the excerpt tokens it keys the reply cache.
+    """
     cfg = client.config
     rows = np.flatnonzero(excerpts.neuron == neuron)
     explain_rows = rows[excerpts.explain[rows]]
@@ -85,25 +112,37 @@ def explain_neuron(
     try:
         if len(explain_rows) == 0:
             raise ReplyError("no explain excerpts")
-        key = [model, layer, neuron, PROMPT_VERSION, cfg.explainer_model]
+        key = [
+            model, layer, neuron, PROMPT_VERSION, cfg.explainer_model, *data_key,
+            excerpt_hash(excerpts.token_ids[explain_rows], excerpts.start[explain_rows]),
+        ]  # fmt: skip
         explanation = cache.get(["explanation", *key])
         if explanation is None:
             records = _records(excerpts, explain_rows, vocab)
             scale = max_activation(np.stack([a for _, a in records]))
             scaled = [(t, normalise(a, scale).tolist()) for t, a in records]
-            reply = client.complete(
-                explanation_messages(scaled), cfg.explainer_model, EXPLAIN_MAX_TOKENS,
-                temperature=EXPLAIN_TEMPERATURE,
-            )  # fmt: skip
-            used += reply.tokens_used
-            explanation = parse_explanation(reply.text)
+            for _ in range(EXPLAIN_TRIES):
+                reply = client.complete(
+                    explanation_messages(scaled), cfg.explainer_model, EXPLAIN_MAX_TOKENS,
+                    temperature=EXPLAIN_TEMPERATURE,
+                )  # fmt: skip
+                used += reply.tokens_used
+                explanation = parse_explanation(reply.text)
+                if not repeats_worked_example(explanation):
+                    break
+                log.info("neuron %d of layer %d: reply repeats a worked example", neuron, layer)
+            else:
+                raise ReplyError(
+                    f"explanation repeats a worked example in {EXPLAIN_TRIES} replies: "
+                    f"{explanation!r}"
+                )
             cache.put(["explanation", *key], explanation)
         true, predicted, modes = [], [], set()
         for r in score_rows:
             tokens = [vocab[t] for t in excerpts.token_ids[r]]
             sim_key = [
                 "simulation", *key, cfg.simulator_model, int(excerpts.doc_index[r]),
-                int(excerpts.start[r]), explanation,
+                int(excerpts.start[r]), excerpt_hash(excerpts.token_ids[r]), explanation,
             ]  # fmt: skip
             hit = cache.get(sim_key)
             if hit is None:
@@ -118,18 +157,31 @@ def explain_neuron(
             true.append(excerpts.activations[r])
             predicted.append(np.asarray(hit["values"], dtype=np.float64))
             modes.add(hit["mode"])
-        score = pooled_score(true, predicted)
     except (ReplyError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         log.warning("neuron %d of layer %d: %s", neuron, layer, reason)
         return NeuronResult(
-            explanation="", score=None, simulator_mode="", status=f"failed: {reason}",
-            tokens_used=used, **base,
+            explanation="", score=None, score_status=unscored(f"explanation failed: {reason}"),
+            score_top=None, score_random=None, random_source="", simulator_mode="",
+            status=f"failed: {reason}", tokens_used=used, **base,
         )  # fmt: skip
+    width = excerpts.width
+    scores = protocol_scores(
+        np.zeros(len(score_rows) * width, dtype=np.int64),
+        np.repeat(excerpts.kind[score_rows] != TOP, width),
+        np.concatenate(true) if true else np.zeros(0),
+        np.concatenate(predicted) if predicted else np.zeros(0),
+        1,
+        "the simulated activations are constant on the held-out excerpts",
+    )
     mode = SAMPLED if SAMPLED in modes else LOGPROBS
+    random_kinds = sorted({str(k) for k in excerpts.kind[score_rows] if k != TOP})
     return NeuronResult(
-        explanation=explanation, score=score, simulator_mode=mode, status="ok",
-        tokens_used=used, **base,
+        explanation=explanation, score=scores.value("pooled", 0),
+        score_status=str(scores.status[0]), score_top=scores.value("top", 0),
+        score_random=scores.value("random", 0),
+        random_source=",".join(RANDOM_SOURCES.get(k, k) for k in random_kinds),
+        simulator_mode=mode, status="ok", tokens_used=used, **base,
     )  # fmt: skip
 
 
@@ -143,6 +195,7 @@ def explain_neurons(
     excerpts: Excerpts,
     vocab: Sequence[str],
     progress: Callable[[int, int], None] | None = None,
+    data_key: Sequence[str | int] = (),
 ) -> list[NeuronResult]:
     """Explain `neurons` concurrently. Neurons not started once the token budget is spent are
     left out of the result (the caller explains them offline)."""
@@ -151,7 +204,7 @@ def explain_neurons(
     def one(neuron: int) -> NeuronResult | None:
         if budget.exhausted:
             return None
-        result = explain_neuron(client, cache, model, layer, neuron, excerpts, vocab)
+        result = explain_neuron(client, cache, model, layer, neuron, excerpts, vocab, data_key)
         budget.add(result.tokens_used)
         return result
 

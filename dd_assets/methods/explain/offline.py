@@ -11,11 +11,19 @@ The explanation is derived from the neuron's own data:
 
 It reads, for example: ``tokens " def", " class" (often after "\\n"); promotes "(", ":"``.
 
-The score uses the same held-out correlation as the LLM path (`scoring`), with a simulator that
-needs no LLM. By default that is the explanation's own token list: a token of a score excerpt is
-predicted as the mean scaled activation its token had on the explain split, other tokens as 0
-(scorer ``token-lookup-v1``). A caller can inject a better simulator per neuron (for example a
-Neuron2Graph trie) through `predictor_for`; those neurons name that scorer instead.
+The score uses the same held-out protocol as the LLM path (`protocol`: pooled, top-only and
+random-only correlations), with a simulator that needs no LLM. By default that is the explanation's
+own token list: a token of a score excerpt is predicted as the mean scaled activation its token had
+on the explain split, other tokens as 0 (scorer ``token-lookup-v1``). When none of those tokens
+occurs in the held-out excerpts that prediction is a constant and the correlation undefined; such
+neurons are scored instead by the neuron's mean activation per token class on the explain split
+(scorer ``token-class-mean-v1``, `token_classes`), and their `score_status` says so. A neuron
+still without a score has a `score_status` saying why. A caller can inject a better simulator
+per neuron (for example a Neuron2Graph trie) through `predictor_for`; those neurons name that
+scorer instead.
+
+The rows are of `kind` ``top-tokens``: a token list, not prose, so the UI and search can tell them
+from language-model explanations (`kind` ``llm``).
 
 Vectorised over all neurons of a layer; a SmolLM2 layer (1536 neurons) takes well under a second.
 """
@@ -28,11 +36,27 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import polars as pl
 
-from dd_assets.methods.explain.records import Excerpts
-from dd_assets.methods.explain.scoring import grouped_correlation
+from dd_assets.methods.explain.protocol import (
+    FALLBACK,
+    NEVER_FIRES,
+    NO_EXCERPTS,
+    RANDOM_SOURCES,
+    SCORED,
+    ProtocolScores,
+    protocol_scores,
+)
+from dd_assets.methods.explain.records import TOP, Excerpts, scaled_rows
+from dd_assets.methods.explain.token_classes import class_mean_prediction, token_classes
 
+KIND = "top-tokens"  # an offline token list, not prose (`kind` "llm" for language-model ones)
 EXPLAINER = "offline-tokens-v1"
 SCORER = "token-lookup-v1"
+FALLBACK_SCORER = "token-class-mean-v1"
+NEVER_OCCUR = "explanation tokens never occur in the held-out excerpts"
+NEVER_OCCUR_FALLBACK = (
+    "explanation tokens never occur in the held-out excerpts, and the token-class means "
+    "are constant there too"
+)
 MODE = "offline"
 VERSION = "offline-v1"
 STRONG = 5  # scaled activation counted as a strong firing, for the context tokens
@@ -60,12 +84,7 @@ def explanation_tokens(excerpts: Excerpts, max_tokens: int = 5) -> tuple[pl.Data
     acts = np.maximum(ex.activations.astype(np.float64), 0)
     scale = np.zeros(n_neurons)
     np.maximum.at(scale, ex.neuron, acts.max(axis=1, initial=0.0))
-    per_row = scale[ex.neuron][:, None]
-    scaled = np.where(
-        per_row > 0,
-        np.minimum(np.floor(10 * acts / np.where(per_row > 0, per_row, 1) + 1e-9), 10),
-        0,
-    )
+    scaled = scaled_rows(acts, scale[ex.neuron])
     width = ex.width
     flat = pl.DataFrame(
         {
@@ -149,9 +168,32 @@ def offline_explanations(
                 predicted[r] = out
             scorer[n] = predictor_name
     width = sc.width
-    scores = grouped_correlation(
-        np.repeat(sc.neuron, width), sc.activations.ravel(), predicted.ravel(), n_slots
-    )
+    token_neuron = np.repeat(sc.neuron, width)
+    is_random = np.repeat(sc.kind != TOP, width)
+    true = sc.activations.ravel()
+    scores = protocol_scores(token_neuron, is_random, true, predicted.ravel(), n_slots, NEVER_OCCUR)
+    # Where the token list never occurs in the held-out excerpts the lookup predicts a constant:
+    # score those neurons with the better-defined token-class means instead, and say so.
+    never_fires = scale <= 0
+    fallback = scores.constant_prediction & (scorer == SCORER) & ~never_fires
+    if fallback.any():
+        class_pred = class_mean_prediction(excerpts, scale, token_classes(vocab, vocab_size))
+        use = fallback[sc.neuron]
+        predicted[use] = class_pred[use]
+        again = protocol_scores(
+            token_neuron, is_random, true, predicted.ravel(), n_slots, NEVER_OCCUR_FALLBACK
+        )
+        scores = ProtocolScores(
+            *(
+                np.where(fallback, getattr(again, f), getattr(scores, f))
+                for f in ("pooled", "top", "random", "status", "constant_prediction")
+            )
+        )
+        scorer[fallback] = FALLBACK_SCORER
+        rescued = fallback & (scores.status == SCORED)
+        scores.status[rescued] = f"{FALLBACK}: {NEVER_OCCUR}"
+    scores.status[never_fires & ~np.isin(scores.status, [SCORED, NO_EXCERPTS])] = NEVER_FIRES
+    random_kinds = _random_kinds(sc)
 
     token_lists: dict[int, list[str]] = {}
     for n, tokens in stats.group_by("neuron", maintain_order=True).agg("token_id").iter_rows():
@@ -163,7 +205,8 @@ def offline_explanations(
     score_docs = _doc_lists(excerpts, False)
 
     texts, score_out = [], []
-    for n in neurons.tolist():
+    ids = neurons.tolist()
+    for n in ids:
         tokens = token_lists.get(n)
         if not tokens or scale[n] <= 0:
             text = "no positive activation on its top examples"
@@ -179,13 +222,17 @@ def offline_explanations(
             if context:
                 text += f" given {_quoted_list(context[:3])}"
         texts.append(text)
-        s = scores[n]
-        score_out.append(None if np.isnan(s) else float(s))
+        score_out.append(scores.value("pooled", n))
     return pl.DataFrame(
         {
             "neuron": neurons.astype(np.int32),
+            "kind": KIND,
             "explanation": texts,
             "score": pl.Series(score_out, dtype=pl.Float64),
+            "score_status": [str(scores.status[n]) for n in neurons.tolist()],
+            "score_top": pl.Series([scores.value("top", n) for n in ids], dtype=pl.Float64),
+            "score_random": pl.Series([scores.value("random", n) for n in ids], dtype=pl.Float64),
+            "random_source": [random_kinds.get(n, "") for n in ids],
             "explainer": EXPLAINER,
             "scorer": [scorer[n] for n in neurons.tolist()],
             "simulator_mode": MODE,
@@ -199,6 +246,13 @@ def offline_explanations(
             "score_doc_indices": pl.List(pl.Int64),
         },
     )
+
+
+def _random_kinds(score: Excerpts) -> dict[int, str]:
+    """Per neuron, where the random half of its score set came from (`random_source`)."""
+    sel = score.kind != TOP
+    pairs = zip(score.neuron[sel].tolist(), score.kind[sel].tolist(), strict=True)
+    return {n: RANDOM_SOURCES.get(k, k) for n, k in pairs}
 
 
 def _doc_lists(excerpts: Excerpts, explain: bool) -> dict[int, list[int]]:

@@ -1,8 +1,9 @@
 """Chat prompts for the explainer and the simulator, in our own words (structure: methods.md §3.3-3.4).
 
 Explainer: a system message describing the task and the ``token<TAB>value`` format (values 0-10,
-scaled per block), one worked example as a user/assistant pair, then the target neuron's explain
-excerpts. When few of the values are non-zero the same block is repeated with the zeros left out.
+scaled per block), three worked examples written for this project as user/assistant pairs, then
+the target neuron's explain excerpts. A reply that restates a worked example is not an
+explanation of the neuron (`repeats_worked_example`); the caller retries or rejects it. When few of the values are non-zero the same block is repeated with the zeros left out.
 The reply completes "the main thing this neuron does is find"; we store it without that prefix
 and without a final period.
 
@@ -16,10 +17,13 @@ and stored with every explanation.
 
 from __future__ import annotations
 
+import re
+
 from dd_assets.methods.explain.records import display_token, format_block, non_zero_proportion
 
-PROMPT_VERSION = "dd-explain-v1"
+PROMPT_VERSION = "dd-explain-v2"
 PREFIX = "the main thing this neuron does is find"
+REPEAT_OVERLAP = 0.75  # shared words / all words at which a reply counts as a worked example
 SPARSE = 0.2  # below this share of non-zero values the block is repeated without zeros
 
 Message = dict[str, str]
@@ -34,20 +38,34 @@ EXPLAINER_SYSTEM = (
     "tokens one by one."
 )
 
-# A made-up neuron, written for this prompt: it responds to the digits of years.
-_EXAMPLE_EXPLAIN = (
-    [
-        (
-            ["The", " treaty", " was", " signed", " in", " 18", "14", " after", " the", " war"],
-            [0, 0, 0, 0, 1, 7, 10, 0, 0, 0],
-        ),
-        (
-            ["Sales", " rose", " sharply", " during", " 20", "09", " and", " 20", "10", "."],
-            [0, 0, 0, 0, 6, 9, 0, 6, 9, 0],
-        ),
-    ],
-    "years written as numbers, especially their final digits",
-)
+# Three made-up neurons, written for this project's prompt (Python documentation is what the
+# default dataset holds); OpenAI's explainer also shows three. None is a real neuron.
+WORKED_EXAMPLES: list[tuple[list[tuple[list[str], list[int]]], str]] = [
+    (
+        [
+            (["\n", "def", " parse", "_", "args", "(", "argv", "):"], [0, 10, 1, 0, 0, 0, 0, 0]),
+            (
+                ["class", " Foo", ":", "\n", "    ", "def", " run", "(self"],
+                [0, 0, 0, 0, 0, 9, 2, 0],
+            ),
+        ],
+        "the keyword def where a function definition starts",
+    ),
+    (
+        [
+            (["Python", " 3", ".", "11", " or", " 3", ".", "12"], [0, 0, 0, 8, 0, 0, 0, 9]),
+            (["requires", " numpy", " >=", " 1", ".", "26"], [0, 0, 0, 0, 0, 10]),
+        ],
+        "the minor number of a version, after its dot",
+    ),
+    (
+        [
+            (["print", '("', "hello", " world", '")'], [0, 1, 7, 8, 0]),
+            (["raise", " ValueError", '("', "bad", " input", '")'], [0, 0, 0, 10, 6, 0]),
+        ],
+        "words inside string literals in code",
+    ),
+]
 
 SIMULATOR_SYSTEM = (
     "You are predicting how a neuron of a language model responds to text, given a description of "
@@ -77,13 +95,36 @@ def explanation_messages(records: list[tuple[list[str], list[int]]]) -> list[Mes
     """Messages asking for an explanation of one neuron from its (tokens, 0-10 values) excerpts."""
     if not records:
         raise ValueError("an explanation needs at least one excerpt")
-    example_records, example_explanation = _EXAMPLE_EXPLAIN
-    return [
-        {"role": "system", "content": EXPLAINER_SYSTEM},
-        {"role": "user", "content": _neuron_block(1, example_records)},
-        {"role": "assistant", "content": f" {example_explanation}."},
-        {"role": "user", "content": _neuron_block(2, records)},
-    ]
+    messages = [{"role": "system", "content": EXPLAINER_SYSTEM}]
+    for i, (example_records, example_explanation) in enumerate(WORKED_EXAMPLES, 1):
+        messages.append({"role": "user", "content": _neuron_block(i, example_records)})
+        messages.append({"role": "assistant", "content": f" {example_explanation}."})
+    messages.append({"role": "user", "content": _neuron_block(len(WORKED_EXAMPLES) + 1, records)})
+    return messages
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def repeats_worked_example(explanation: str) -> bool:
+    """True when an explanation restates one of the prompt's worked examples (a small model's
+    favourite failure: it copies the example instead of reading the neuron's excerpts).
+
+    >>> repeats_worked_example("Words inside string literals in code.")
+    True
+    >>> repeats_worked_example("closing brackets of function calls")
+    False
+    >>> repeats_worked_example("the keyword def")  # shares words, but is its own reading
+    False
+    """
+    words = _words(explanation)
+    mine = set(words.split())
+    for _, example in WORKED_EXAMPLES:
+        theirs = set(_words(example).split())
+        if _words(example) in words or len(mine & theirs) >= REPEAT_OVERLAP * len(mine | theirs):
+            return True
+    return False
 
 
 def parse_explanation(text: str | None) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Float, Int
 
 TOP, RANDOM = "top", "quantile"
+UNIFORM = "random"  # a window from the fixed, seeded uniform sample of the dataset
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Excerpts:
 
     neuron: Int[np.ndarray, " row"]
     explain: np.ndarray  # bool [row]
-    kind: np.ndarray  # str [row]: "top" or "quantile"
+    kind: np.ndarray  # str [row]: "top", "quantile" (a band sample) or "random" (uniform sample)
     rank: Int[np.ndarray, " row"]
     doc_index: Int[np.ndarray, " row"]
     start: Int[np.ndarray, " row"]  # first position of the window in its document
@@ -90,6 +91,64 @@ class Excerpts:
     def doc_indices(self, neuron: int, explain: bool) -> list[int]:
         sel = (self.neuron == neuron) & (self.explain == explain)
         return self.doc_index[sel].tolist()
+
+
+def with_random_windows(
+    excerpts: Excerpts,
+    window_doc: Int[np.ndarray, " window"],
+    window_start: Int[np.ndarray, " window"],
+    window_token_ids: Int[np.ndarray, "window pos"],
+    window_activations: Float[np.ndarray, "neuron window pos"],
+    per_neuron: int = 5,
+    seed: int = 0,
+) -> Excerpts:
+    """The published protocol's random half: replace each neuron's quantile score rows by
+    `per_neuron` windows drawn uniformly, without replacement, from a fixed sample of dataset
+    windows (every neuron's activations on the same windows, indexed by neuron).
+
+    The draw is seeded by (`seed`, neuron), so it is reproducible, and it skips windows from the
+    neuron's explain documents, so explaining and scoring never share a document. Windows wider
+    than the excerpts are cut to the excerpt width (from their start).
+    """
+    window_doc = np.asarray(window_doc, dtype=np.int64)
+    n_windows = len(window_doc)
+    ids = np.asarray(window_token_ids)
+    acts = np.asarray(window_activations)
+    if ids.shape[0] != n_windows or acts.shape[1:2] != (n_windows,):
+        raise ValueError(f"{n_windows} windows but token ids {ids.shape}, activations {acts.shape}")
+    width = excerpts.width
+    if ids.shape[1] < width:
+        raise ValueError(f"windows of {ids.shape[1]} tokens are narrower than excerpts ({width})")
+    keep = ~((excerpts.kind == RANDOM) & ~excerpts.explain)
+    base = excerpts.take(keep)
+    rows: list[tuple[int, int, int]] = []  # (neuron, rank, window)
+    for n in np.unique(excerpts.neuron).tolist():
+        if n >= acts.shape[0]:
+            raise ValueError(f"no sample activations for neuron {n}")
+        explain_docs = excerpts.doc_index[(excerpts.neuron == n) & excerpts.explain]
+        order = np.random.default_rng([seed, n]).permutation(n_windows)
+        order = order[~np.isin(window_doc[order], explain_docs)][:per_neuron]
+        rows.extend((n, rank, int(w)) for rank, w in enumerate(order.tolist()))
+    picked = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    neuron, rank, window = picked[:, 0], picked[:, 1], picked[:, 2]
+    added = Excerpts(
+        neuron=neuron,
+        explain=np.zeros(len(picked), dtype=bool),
+        kind=np.full(len(picked), UNIFORM),
+        rank=rank,
+        doc_index=window_doc[window],
+        start=np.asarray(window_start, dtype=np.int64)[window],
+        token_ids=ids[window, :width].astype(np.int64),
+        activations=acts[neuron, window, :width].astype(np.float32),
+    )
+    merged = Excerpts(
+        *(
+            np.concatenate([getattr(base, f), getattr(added, f)])
+            for f in Excerpts.__dataclass_fields__
+        )
+    )
+    order = np.lexsort((merged.rank, merged.kind != TOP, ~merged.explain, merged.neuron))
+    return merged.take(order)
 
 
 def _positions(start: np.ndarray, width: int) -> np.ndarray:
@@ -185,6 +244,16 @@ def normalise(activations, max_act: float) -> np.ndarray:
     # A tiny epsilon keeps exact multiples (1.3 / 2.6 * 10 = 4.999...) on the right integer.
     scaled = np.floor(10 * np.maximum(a, 0) / max_act + 1e-9)
     return np.minimum(scaled, 10).astype(np.int64)
+
+
+def scaled_rows(
+    activations: Float[np.ndarray, "row pos"], scale: Float[np.ndarray, " row"]
+) -> Float[np.ndarray, "row pos"]:
+    """`normalise` for many rows at once, each with its own scale (0 where the scale is <= 0)."""
+    per_row = np.asarray(scale, dtype=np.float64)[:, None]
+    safe = np.where(per_row > 0, per_row, 1.0)
+    a = np.maximum(np.asarray(activations, dtype=np.float64), 0)
+    return np.where(per_row > 0, np.minimum(np.floor(10 * a / safe + 1e-9), 10), 0.0)
 
 
 def display_token(token: str) -> str:

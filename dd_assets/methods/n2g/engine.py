@@ -183,10 +183,14 @@ class N2G:
                 is_max = body.size > 0 and int(body.argmax()) == len(body) - 1
                 ok = is_max and (trunc - init_max) / init_max > cfg.prune_tolerance
                 if ok or r == len(starts) - 1:
-                    if trunc > 0:
+                    # Scale by the truncated prompt's maximum, as the reference method does: when
+                    # no prefix kept the pivot the argmax, the pivot's own (small) activation
+                    # would blow the prompt up far past the neuron's maximum.
+                    trunc_max = float(body.max()) if body.size else 0.0
+                    if trunc_max > 0:
                         post = doc.ids[pivot + 1 : min(pivot + 1 + cfg.post_context, end + 1)]
                         ids = np.concatenate([seq, post])
-                        prompts.append(_Prompt(item, ids, len(seq) - 1, init_max / trunc))
+                        prompts.append(_Prompt(item, ids, len(seq) - 1, init_max / trunc_max))
                 else:
                     still.append((item, doc, pivot, starts, end))
             pending = still
