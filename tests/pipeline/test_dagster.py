@@ -24,7 +24,7 @@ def test_definitions_load():
         "dataset_tokens", "neuron_example_choices", "neuron_stats", "neuron_examples",
         "model_metadata", "logit_effects", "model_tokenizer", "n2g_graphs", "n2g_token_index",
         "neuron_similarity", "explanations", "activation_sample", "activation_sample_windows",
-        "neuron_coactivation", "token_index", "n2g_fidelity",
+        "neuron_coactivation", "token_index", "n2g_fidelity", "explanation_embeddings",
     }  # fmt: skip
     assert defs.resolve_job_def("summary_assets") is not None
 
