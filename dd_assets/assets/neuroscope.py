@@ -11,11 +11,17 @@ from dd_assets.methods.activations import LayerActivations
 from dd_assets.methods.neuroscope import gather_activations
 from dd_assets.models import model_shape
 from dd_assets.partitions import model_partitions
+from dd_assets.placement import GPU_TAGS
 from dd_assets.resources import ModelLoader, RegistryResource
 from dd_assets.tables import NEURON_EXAMPLES
 
 
-@dg.asset(partitions_def=model_partitions, group_name="neurons", kinds={"delta", "torch"})
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name="neurons",
+    kinds={"delta", "torch"},
+    op_tags=GPU_TAGS,
+)
 def neuron_examples(
     context: dg.AssetExecutionContext,
     registry: RegistryResource,

@@ -11,6 +11,7 @@ from dd_assets.methods.activations import LayerActivations
 from dd_assets.methods.neuroscope import ScanConfig, ScanResult, band_label, scan
 from dd_assets.models import model_shape
 from dd_assets.partitions import model_partitions
+from dd_assets.placement import GPU_TAGS
 from dd_assets.resources import ModelLoader, RegistryResource
 from dd_assets.tables import NEURON_EXAMPLE_CHOICES, NEURON_STATS
 
@@ -38,6 +39,7 @@ class ScanSettings(dg.Config):
         ),
     },
     partitions_def=model_partitions,
+    op_tags=GPU_TAGS,
 )
 def activation_scan(
     context: dg.AssetExecutionContext,
