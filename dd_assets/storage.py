@@ -91,12 +91,16 @@ def write_partition(
     predicate = partition_predicate(model, layers)
     options = storage_options(uri)
     for attempt in range(COMMIT_RETRIES):
+        # The first writer creates the table by appending: a writer that found no table may
+        # find one by the time it commits (another partition's writer made it), and an overwrite
+        # without predicate would then delete that writer's rows.
+        exists = DeltaTable.is_deltatable(uri, options)
         try:
             write_deltalake(
                 uri,
                 arrow,
-                mode="overwrite",
-                predicate=predicate if DeltaTable.is_deltatable(uri, options) else None,
+                mode="overwrite" if exists else "append",
+                predicate=predicate if exists else None,
                 partition_by=list(table.partition_by),
                 writer_properties=WRITER_PROPERTIES,
                 storage_options=options,

@@ -24,7 +24,6 @@ from tests.distributed.servers import (
     SeaweedFS,
     s3_env,
     start_celery_worker,
-    write_celery_config,
 )
 
 BUCKET = "deepdecipher"
@@ -61,8 +60,7 @@ class Stack:
     def start_workers(self, env: dict[str, str], n: int = 2) -> list[subprocess.Popen]:
         """`n` Celery workers sharing `env` (its instance and data root), one pool process each."""
         self.stop_workers()
-        config = write_celery_config(self.root / "celery", self.redis.url)
-        self.workers = [start_celery_worker(f"w{i}", env, config) for i in range(n)]
+        self.workers = [start_celery_worker(f"w{i}", env) for i in range(n)]
         return self.workers
 
     def stop_workers(self) -> None:

@@ -202,22 +202,13 @@ def s3_env(weed: SeaweedFS) -> dict[str, str]:
     }
 
 
-def start_celery_worker(name: str, env: dict[str, str], config_dir: Path) -> subprocess.Popen:
-    """A Celery worker with one pool process on the ``dagster`` queue (as `dagster-celery worker
-    start` runs it), configured by `config_dir`/dagster_celery_config.py."""
+def start_celery_worker(name: str, env: dict[str, str]) -> subprocess.Popen:
+    """A Celery worker with one pool process on the ``dagster`` queue, configured as deployed:
+    deploy/celery/dagster_celery_config.py reads the broker from ``DEEPDECIPHER_CELERY_BROKER``."""
     return start_child(
         [str(BIN / "celery"), "-A", "dagster_celery.app", "worker", "--concurrency=1",
          "--pool=prefork", "--prefetch-multiplier=1", "-Q", "dagster", "-n", f"{name}@%h",
          "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
         cwd=REPO,
-        env={**env, "PYTHONPATH": f"{config_dir}{os.pathsep}{env.get('PYTHONPATH', '')}"},
+        env={**env, "PYTHONPATH": os.pathsep.join([str(REPO / "deploy" / "celery"), str(REPO)])},
     )  # fmt: skip
-
-
-def write_celery_config(directory: Path, broker: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "dagster_celery_config.py").write_text(
-        f"broker_url = {broker!r}\nresult_backend = {broker!r}\n"
-        "task_acks_late = False\nworker_prefetch_multiplier = 1\n"
-    )
-    return directory
