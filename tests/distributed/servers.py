@@ -53,12 +53,22 @@ def _pg_bin(name: str) -> str:
 
 
 @dataclass
-class Postgres:
-    """A PostgreSQL server in a temporary data directory, trust auth for user ``dd``."""
+class _Server:
+    """One server process on a free loopback port, with a temporary folder removed on stop."""
 
     port: int = field(default_factory=free_port)
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dd-pg-")))
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dd-server-")))
     proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_children([self.proc])
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Postgres(_Server):
+    """A PostgreSQL server in a temporary data directory, trust auth for user ``dd``."""
 
     def _user(self) -> dict:
         if os.geteuid() != 0:
@@ -94,17 +104,10 @@ class Postgres:
             time.sleep(0.2)
         raise RuntimeError(done.stderr)
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_children([self.proc])
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @dataclass
-class Redis:
-    port: int = field(default_factory=free_port)
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dd-redis-")))
-    proc: subprocess.Popen | None = None
+class Redis(_Server):
+    """redis-server without persistence: the Celery broker and result backend."""
 
     @property
     def url(self) -> str:
@@ -121,11 +124,6 @@ class Redis:
         )  # fmt: skip
         wait_for_port(self.port, self.proc, "redis-server")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_children([self.proc])
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass

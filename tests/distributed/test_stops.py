@@ -45,6 +45,13 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return out
 
 
+def _cli(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepdecipher.cli", *args],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def _stop_and_check(proc: subprocess.Popen, sig: int, at_least: int) -> float:
     descendants = psutil.Process(proc.pid).children(recursive=True)
     names = sorted(" ".join(p.cmdline()[1:4]) for p in _alive(descendants))
@@ -78,11 +85,7 @@ def test_up_stops_dagster_and_the_api_on_sigterm(tiny, data_copy, tmp_path):
     env = {
         k: v for k, v in env.items() if k not in ("DAGSTER_PG_URL", "DEEPDECIPHER_CELERY_BROKER")
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deepdecipher.cli", "up", "--port", str(port),
-         "--ui-port", str(ui_port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = _cli(env, "up", "--port", str(port), "--ui-port", str(ui_port))
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", proc)
         _wait_http(f"http://127.0.0.1:{ui_port}/server_info", proc)
@@ -101,10 +104,7 @@ def test_serve_with_workers_stops_on_sigint(tiny):
         "DEEPDECIPHER_DATA_ROOT": tiny.root,
         "DEEPDECIPHER_REGISTRY": str(tiny.registry),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port), "--workers", "2"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = _cli(env, "serve", "--port", str(port), "--workers", "2")
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", proc)
         took = _stop_and_check(proc, signal.SIGINT, at_least=2)
