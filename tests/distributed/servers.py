@@ -175,7 +175,7 @@ class SeaweedFS:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_children([self.proc], grace=5)  # it lingers on SIGTERM; data is on disk by then
+            stop_children([self.proc], grace=60)  # a clean stop: SIGKILL only if it hangs
             self.proc = None
 
     def restart(self) -> None:

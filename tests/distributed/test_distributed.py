@@ -66,6 +66,20 @@ def _tables(env: dict[str, str]) -> dict[str, pl.DataFrame]:
         os.environ.update(saved)
 
 
+def _tables_when_ready(env: dict[str, str], timeout: float = 120) -> dict[str, pl.DataFrame]:
+    """`_tables` once the restarted store serves again (its volume server re-registers with the
+    master a few seconds after the S3 port opens); errors until then are retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _tables(env)
+        except Exception as exc:  # deltalake and object_store raise several kinds
+            if time.monotonic() > deadline:
+                raise
+            print(f"store not ready yet: {type(exc).__name__}: {str(exc)[:200]}")
+            time.sleep(2)
+
+
 def _step_workers(instance: dg.DagsterInstance) -> dict[str, set[tuple[str, int]]]:
     """Worker pid -> the (partition, step) pairs whose STEP_START it logged."""
     ran: dict[str, set[tuple[str, int]]] = {}
@@ -117,7 +131,7 @@ def test_layers_run_on_two_workers_and_the_api_over_s3_matches_a_local_run(stack
 def test_object_store_restart_loses_nothing(stack):
     env = STATE["clean"]
     stack.weed.restart()
-    after = _tables(env)
+    after = _tables_when_ready(env)
     for name, df in STATE["tables"].items():
         assert after[name].equals(df), name
     # A run after the restart rewrites every partition of the same tables: nothing lost or doubled.
