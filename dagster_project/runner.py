@@ -3,14 +3,29 @@
 Used by ``deepdecipher materialize`` and by the tests. It does what the sensors do in a deployed
 Dagster (register partitions, run the model-level job, then each layer), but synchronously, so
 a CLI user gets a progress bar and an exit code.
+
+With ``DEEPDECIPHER_CELERY_BROKER`` set, each partition is a run whose steps execute on Celery
+workers (`dagster_project.distributed`), and the layers of a model run concurrently, up to
+``DEEPDECIPHER_PARALLEL_RUNS`` (default 4) at once.
 """
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS, MODEL_ASSETS, SUMMARY_ASSETS
+from dagster_project.executor import celery_broker
+from dagster_project.jobs import (
+    ALL_ASSETS,
+    LAYER_ASSETS,
+    MODEL_ASSETS,
+    SUMMARY_ASSETS,
+    layer_job,
+    model_job,
+    summary_job,
+)
 from dagster_project.resources import build_resources
 from dd_assets import storage
 from dd_assets.partitions import layer_key, layer_partitions, model_partitions
@@ -70,7 +85,14 @@ def materialize_models(
     run_config = QUIET if quiet else None
     report = MaterializeReport()
 
-    def _run(selection: list, key) -> None:
+    distributed = bool(celery_broker())
+
+    def _run(selection: list, key, job: str) -> None:
+        if distributed:
+            from dagster_project.distributed import execute_partition
+
+            execute_partition(instance, job, selection, str(key), run_config)
+            return
         dg.materialize(
             ALL_ASSETS,
             selection=selection,
@@ -89,7 +111,7 @@ def materialize_models(
             core = [a for a in MODEL_ASSETS if "model_tokenizer" not in _names([a])]
             selection = MODEL_ASSETS if any(a in core for a in missing) else missing
             on_stage(f"[{name}] model-level assets: {', '.join(_names(selection))}")
-            _run(selection, name)
+            _run(selection, name, model_job.name)
             report.model_runs.append(name)
         else:
             report.skipped.append(name)
@@ -101,11 +123,20 @@ def materialize_models(
             assets = _missing(instance, LAYER_ASSETS, str(key), force)
             if assets:
                 todo.append((key, assets))
-        for key, assets in layer_iter(todo, desc=f"[{name}] per-layer assets", unit="layer"):
-            _run(assets, key)
-            report.layer_runs.append(str(key))
+        desc = f"[{name}] per-layer assets"
+        if distributed:  # one run per layer, concurrently: the workers share their steps
+            parallel = int(os.environ.get("DEEPDECIPHER_PARALLEL_RUNS", "4"))
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                runs = pool.map(lambda item: _run(item[1], item[0], layer_job.name), todo)
+                for _ in layer_iter(runs, total=len(todo), desc=desc, unit="layer"):
+                    pass
+            report.layer_runs.extend(str(key) for key, _ in todo)
+        else:
+            for key, assets in layer_iter(todo, desc=desc, unit="layer"):
+                _run(assets, key, layer_job.name)
+                report.layer_runs.append(str(key))
         if todo or _missing(instance, SUMMARY_ASSETS, name, force):
             on_stage(f"[{name}] model-wide indexes: N2G token search, similar neurons")
-            _run(SUMMARY_ASSETS, name)
+            _run(SUMMARY_ASSETS, name, summary_job.name)
             report.summary_runs.append(name)
     return report

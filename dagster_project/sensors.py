@@ -7,6 +7,10 @@ which is when its layer count is known, then adds layer keys and requests each m
 (model, layer) partition of the per-layer assets. `summary_sensor` rebuilds a model's model-wide
 indexes (token search, similar neurons) once every layer has its N2G graphs, and again whenever a
 layer's graphs are rewritten.
+
+No sensor requests what a queued or running run will already materialize (`in_flight`): without
+that, a layer whose first two assets landed while its run was still going was requested again for
+the third, and N2G ran twice.
 """
 
 import dagster as dg
@@ -14,6 +18,29 @@ import dagster as dg
 from dagster_project.jobs import LAYER_ASSETS, SUMMARY_ASSETS, layer_job, model_job, summary_job
 from dd_assets.partitions import layer_key, layer_partitions, model_partitions
 from dd_assets.resources import RegistryResource
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.MANAGED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def in_flight(instance: dg.DagsterInstance, job_name: str, assets: list) -> dict[str, set]:
+    """Partition key -> asset keys that queued or running runs of `job_name` will materialize.
+
+    A run without an asset selection materializes the whole job (`assets`).
+    """
+    everything = {k for a in assets for k in a.keys}
+    planned: dict[str, set] = {}
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT))
+    for run in runs:
+        key = run.tags.get("dagster/partition")
+        if key is not None:
+            planned.setdefault(key, set()).update(run.asset_selection or everything)
+    return planned
 
 
 def registry_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> dg.SensorResult:
@@ -50,6 +77,7 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
         a.key: {str(k) for k in instance.get_materialized_partitions(a.key)} for a in LAYER_ASSETS
     }
     known_layers = set(instance.get_dynamic_partitions(layer_partitions.name))
+    planned = in_flight(instance, layer_job.name, LAYER_ASSETS)
     new_layers: set[str] = set()
     runs = []
     for model in sorted(names & set(have)):
@@ -63,7 +91,12 @@ def layer_requests(instance: dg.DagsterInstance, registry: RegistryResource) -> 
             key = layer_key(model, layer)
             if str(layer) not in known_layers:
                 new_layers.add(str(layer))
-            missing = [asset for asset, have_it in done.items() if str(key) not in have_it]
+            coming = planned.get(str(key), set())
+            missing = [
+                asset
+                for asset, have_it in done.items()
+                if str(key) not in have_it and asset not in coming
+            ]
             if missing:
                 label = "+".join(k.to_user_string() for k in missing)
                 runs.append(
@@ -87,8 +120,11 @@ def summary_requests(instance: dg.DagsterInstance, registry: RegistryResource) -
     graphs = dg.AssetKey("n2g_graphs")
     summary = SUMMARY_ASSETS[0].key
     done = {str(k) for k in instance.get_materialized_partitions(graphs)}
+    building = in_flight(instance, summary_job.name, SUMMARY_ASSETS)
     runs = []
     for model in registry.load().names:
+        if model in building:  # one summary run per model at a time; the next tick looks again
+            continue
         layers = [str(layer_key(model, i)) for i in range(_num_layers(instance, model) or 0)]
         if not layers or not all(k in done for k in layers):
             continue

@@ -5,11 +5,17 @@ Writes replace one partition (a model, or some layers of a model) atomically wit
 and a write that fails or is killed leaves the table at its previous version, so readers keep
 seeing the old rows. Concurrent writers of different partitions can still race on the commit;
 those conflicts are retried.
+
+On S3 a commit is only safe against concurrent writers when the store can refuse to overwrite an
+existing log entry: `storage_options` asks delta-rs for conditional puts (``etag``), which
+SeaweedFS, MinIO, R2 and AWS S3 support, unless a DynamoDB locking provider is configured.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -29,6 +35,25 @@ COMMIT_RETRIES = 8
 
 def table_uri(root: str, table: TableSpec) -> str:
     return f"{root.rstrip('/')}/{table.name}"
+
+
+def storage_options(uri: str) -> dict[str, str] | None:
+    """Object-store options for `uri`: ``DEEPDECIPHER_STORAGE_OPTIONS`` (a JSON object) over defaults.
+
+    Credentials and endpoints come from the usual ``AWS_*`` variables, which delta-rs reads itself.
+    """
+    if _is_local(uri):
+        return None
+    options: dict[str, str] = {}
+    if uri.startswith(("s3://", "s3a://")) and not os.environ.get("AWS_S3_LOCKING_PROVIDER"):
+        options["conditional_put"] = "etag"  # a commit never silently replaces another
+    raw = os.environ.get("DEEPDECIPHER_STORAGE_OPTIONS", "").strip()
+    if raw:
+        extra = json.loads(raw)
+        if not isinstance(extra, dict):
+            raise ValueError("DEEPDECIPHER_STORAGE_OPTIONS must be a JSON object")
+        options.update({str(k): str(v) for k, v in extra.items()})
+    return options
 
 
 def _is_local(uri: str) -> bool:
@@ -64,17 +89,23 @@ def write_partition(
         Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     arrow = df.to_arrow()
     predicate = partition_predicate(model, layers)
+    options = storage_options(uri)
     for attempt in range(COMMIT_RETRIES):
+        # The first writer creates the table by appending: a writer that found no table may
+        # find one by the time it commits (another partition's writer made it), and an overwrite
+        # without predicate would then delete that writer's rows.
+        exists = DeltaTable.is_deltatable(uri, options)
         try:
             write_deltalake(
                 uri,
                 arrow,
-                mode="overwrite",
-                predicate=predicate if DeltaTable.is_deltatable(uri) else None,
+                mode="overwrite" if exists else "append",
+                predicate=predicate if exists else None,
                 partition_by=list(table.partition_by),
                 writer_properties=WRITER_PROPERTIES,
+                storage_options=options,
             )
-            return DeltaTable(uri).version()
+            return DeltaTable(uri, storage_options=options).version()
         except CommitFailedError as exc:
             # Another writer committed first (or created the table); try again on top of it.
             wait = min(2.0, 0.05 * 2**attempt) * (1 + random.random())
@@ -92,10 +123,11 @@ def read(
 ) -> pl.DataFrame:
     """Rows of one model (and optionally some layers, some columns); empty if nothing was written."""
     uri = table_uri(root, table)
-    if not DeltaTable.is_deltatable(uri):
+    options = storage_options(uri)
+    if not DeltaTable.is_deltatable(uri, options):
         empty = pl.DataFrame(schema=table.schema)
         return empty.select(columns) if columns else empty
-    lf = _filter(pl.scan_delta(uri), model, layers)
+    lf = _filter(pl.scan_delta(DeltaTable(uri, storage_options=options)), model, layers)
     return (lf.select(columns) if columns else lf).collect()
 
 
@@ -122,9 +154,10 @@ class TableReader:
         """Load the newest version; return it, or None while the table does not exist."""
         uri = table_uri(self.root, self.table)
         if self._dt is None:
-            if not DeltaTable.is_deltatable(uri):
+            options = storage_options(uri)
+            if not DeltaTable.is_deltatable(uri, options):
                 return None
-            self._dt = DeltaTable(uri)
+            self._dt = DeltaTable(uri, storage_options=options)
         else:
             self._dt.update_incremental()
         return self._dt.version()

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 
@@ -22,9 +20,10 @@ def _configure(args: argparse.Namespace) -> None:
         os.environ["DEEPDECIPHER_DATA_ROOT"] = args.data_root
     if args.registry:
         os.environ["DEEPDECIPHER_REGISTRY"] = str(Path(args.registry).resolve())
+    from deepdecipher import dagster_home
+
     home = Path(os.environ.get("DAGSTER_HOME", ".dagster_home")).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # defaults (SQLite storage in DAGSTER_HOME), stated explicitly
+    dagster_home.prepare(home)  # SQLite in DAGSTER_HOME, or PostgreSQL with DAGSTER_PG_URL
     os.environ["DAGSTER_HOME"] = str(home)
 
 
@@ -87,30 +86,17 @@ def up(args: argparse.Namespace) -> None:
     """Materialize, then run the API and the Dagster UI until interrupted."""
     materialize(args.model or None, args.force)
 
-    def stop(_signum, _frame):
-        raise KeyboardInterrupt
+    from deepdecipher.supervise import start_child, wait_until_signalled
 
-    signal.signal(signal.SIGTERM, stop)  # `kill` or a supervisor stops both servers too
     exe = sys.executable
-    api = subprocess.Popen(
+    api = start_child(
         [exe, "-m", "deepdecipher.cli", "serve", "--host", args.host, "--port", str(args.port)]
     )
-    ui = subprocess.Popen(
-        [
-            exe,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            args.host,
-            "-p",
-            str(args.ui_port),
-        ],
+    ui = start_child(
+        [exe, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.ui_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     print(f"\nWeb UI:     http://{args.host}:{args.port}/viz")
     print(f"API:        http://{args.host}:{args.port}/api")
     print(
@@ -118,20 +104,7 @@ def up(args: argparse.Namespace) -> None:
     )
     print(f"API docs:   http://{args.host}:{args.port}/schema/swagger")
     print(f"Dagster UI: http://{args.host}:{args.ui_port}\nCtrl-C stops both.", flush=True)
-    try:
-        while api.poll() is None and ui.poll() is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for proc in (api, ui):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (api, ui):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    wait_until_signalled([api, ui])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,3 +27,20 @@ else
     echo "NOTE: chromium and chromium-driver are missing; the browser tests (tests/ui) will fail." >&2
     echo "      Install them, e.g.: sudo apt-get install chromium chromium-driver" >&2
 fi
+# PostgreSQL and Redis for the distributed tests (tests/distributed/ start their own servers on
+# loopback in temporary folders; the packages' own services are not used).
+missing=()
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} = 0 ]; then
+    :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} (distributed tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+else
+    echo "NOTE: ${missing[*]} missing; the distributed tests (tests/distributed) will fail." >&2
+    echo "      Install, e.g.: sudo apt-get install ${missing[*]}" >&2
+fi

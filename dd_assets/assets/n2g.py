@@ -27,6 +27,7 @@ from dd_assets.partitions import (
     model_partitions,
     split_key,
 )
+from dd_assets.placement import GPU_TAGS
 from dd_assets.registry import ModelSpec
 from dd_assets.resources import DeltaTables, ModelLoader, RegistryResource
 from dd_assets.tables import (
@@ -131,6 +132,7 @@ def graph_row(
         dg.AssetDep("dataset_tokens", **PER_MODEL),
     ],
     output_required=False,
+    op_tags=GPU_TAGS,
 )
 def n2g_graphs(
     context: dg.AssetExecutionContext,

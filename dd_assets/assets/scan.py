@@ -23,6 +23,7 @@ from dd_assets.methods.neuroscope import (
 )
 from dd_assets.models import model_shape
 from dd_assets.partitions import model_partitions
+from dd_assets.placement import GPU_TAGS
 from dd_assets.resources import ModelLoader, RegistryResource
 from dd_assets.tables import (
     ACTIVATION_SAMPLE,
@@ -67,6 +68,7 @@ def _out(description: str, kinds: set[str]) -> dg.AssetOut:
         "activation_sample_windows": _out("The windows of the activation sample.", {"delta"}),
     },
     partitions_def=model_partitions,
+    op_tags=GPU_TAGS,
 )
 def activation_scan(
     context: dg.AssetExecutionContext,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS
+from dagster_project.jobs import ALL_ASSETS, LAYER_ASSETS, layer_job, summary_job
 from dagster_project.resources import build_resources
 from dagster_project.sensors import layer_sensor, registry_sensor, summary_requests
 from dd_assets import storage
@@ -114,3 +114,78 @@ def test_layer_key_beyond_a_models_depth_materializes_nothing(tiny):
         str(k) for k in instance.get_materialized_partitions(dg.AssetKey("logit_effects"))
     }
     assert set(storage.read(tiny.root, LOGIT_EFFECTS, "tiny")["layer"].unique()) == {0, 1}
+
+
+def _job(name: str) -> dg.JobDefinition:
+    from dagster_project.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
+def _start_layer_run(instance, key: str, assets) -> dg.DagsterRun:
+    """A layer run as the daemon would have launched it, left in flight (STARTED)."""
+    run = instance.create_run_for_job(
+        job_def=_job(layer_job.name),
+        tags={"dagster/partition": key},
+        asset_selection=frozenset(a.key for a in assets),
+    )
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=layer_job.name
+        ),
+    )
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_layer_sensor_requests_nothing_a_run_in_flight_will_materialize(tmp_path, tokenizer_dir):
+    # The issue's trace: layer 1's run had written logit_effects and n2g_graphs, and while it was
+    # still computing explanations the sensor requested explanations again.
+    instance = dg.DagsterInstance.ephemeral()
+    path = write_registry(tmp_path / "models.yaml", [native_entry("a", tokenizer_dir)])
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("model_metadata", partition="a", metadata={"num_layers": 2})
+    )
+    first = _tick(layer_sensor, instance, path)
+    _apply(instance, first)
+    assert sorted(str(r.partition_key) for r in first.run_requests) == ["0|a", "1|a"]
+
+    run = _start_layer_run(instance, "1|a", LAYER_ASSETS)
+    assert run.status == dg.DagsterRunStatus.STARTED
+    ticks = [_tick(layer_sensor, instance, path)]  # tick 1: the run is in flight
+    *early, last = LAYER_ASSETS
+    for asset in early:  # its first assets land, the last is still being computed
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset.key, partition="1|a"))
+    ticks.append(_tick(layer_sensor, instance, path))  # tick 2: the issue's duplicate
+    for tick in ticks:
+        assert [str(r.partition_key) for r in tick.run_requests] == ["0|a"]
+
+    # The run fails before its last asset: the next tick asks for that asset alone.
+    instance.report_run_failed(run)
+    after = {str(r.partition_key): r for r in _tick(layer_sensor, instance, path).run_requests}
+    assert after["1|a"].asset_selection == [last.key]
+
+
+def test_summary_sensor_waits_for_a_summary_run_in_flight(tmp_path, tokenizer_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    path = write_registry(tmp_path / "models.yaml", [native_entry("a", tokenizer_dir)])
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("model_metadata", partition="a", metadata={"num_layers": 1})
+    )
+    instance.report_runless_asset_event(dg.AssetMaterialization("n2g_graphs", partition="0|a"))
+    registry = RegistryResource(path=str(path))
+    (request,) = summary_requests(instance, registry).run_requests
+    run = instance.create_run_for_job(
+        job_def=_job(summary_job.name),
+        tags={"dagster/partition": "a"},
+    )
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=summary_job.name
+        ),
+    )
+    assert summary_requests(instance, registry).run_requests == []
+    instance.report_run_failed(instance.get_run_by_id(run.run_id))
+    assert [r.partition_key for r in summary_requests(instance, registry).run_requests] == ["a"]
+    assert request.partition_key == "a"
