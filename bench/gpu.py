@@ -44,7 +44,11 @@ def scan(bridge, spec, layers: list[int], docs: int, ctx: int, batch: int, devic
     batches = list(tokens.split(batch))
     reader = LayerActivations(bridge, layers, spec.hook)
     state = ActivationScan(
-        layers, model_shape(bridge).d_mlp, len(tokens), ScanConfig(top_k=spec.top_k)
+        layers,
+        model_shape(bridge).d_mlp,
+        len(tokens),
+        ScanConfig(top_k=spec.top_k),
+        tokens.shape[1],
     )
     model = getattr(bridge, "original_model", bridge)
     model(batches[0])  # warm-up (kernels, allocator)
