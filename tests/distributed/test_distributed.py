@@ -125,7 +125,9 @@ def test_layers_run_on_two_workers_and_the_api_over_s3_matches_a_local_run(stack
             assert a.json() == b.json(), route
     STATE["clean"] = env
     STATE["tables"] = _tables(env)
-    assert all(df.height for name, df in STATE["tables"].items() if name != "n2g_token_index")
+    # Not written by the default run: explanation_embeddings (materialized on demand).
+    unwritten = {"n2g_token_index", "explanation_embeddings"}
+    assert all(df.height for name, df in STATE["tables"].items() if name not in unwritten)
 
 
 def test_object_store_restart_loses_nothing(stack):
