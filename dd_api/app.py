@@ -45,6 +45,7 @@ from dd_api.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from dd_api.inference import InferenceClient, query_limit
 from dd_api.search import MAX_QUERY, WORD, search_payload
 from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
@@ -114,9 +115,10 @@ def json_response(payload: object) -> Response[Payload]:
 def guard_request(request: Request) -> Response | None:
     """Refuse over-long URLs (uvicorn itself cuts off past ~8 KiB) and OPTIONS requests that are
     not CORS preflights (the CORS middleware answers those before they get here)."""
-    too_long = max(len(request.scope["path"]), len(request.scope["query_string"])) > MAX_URL_PART
-    if too_long:
-        detail = f"URL too long: path and query string are limited to {MAX_URL_PART} bytes each"
+    path, query = request.scope["path"], request.scope["query_string"]
+    max_query = query_limit(path, MAX_URL_PART)
+    if len(path) > MAX_URL_PART or len(query) > max_query:
+        detail = f"URL too long: the path is limited to {MAX_URL_PART} bytes, the query string to {max_query}"
         return Response({"status_code": 414, "detail": detail}, status_code=414)
     if request.method == "OPTIONS":
         body = {"status_code": 405, "detail": "read-only API: only GET is allowed"}
@@ -370,6 +372,7 @@ def health() -> dict:
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
+    from dd_api.live import LIVE_HANDLERS  # live routes (imports this module)
     from dd_api.ui import template_config, ui_handlers  # the web UI (/viz); imports this module
 
     settings = settings or get_settings()
@@ -384,6 +387,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             neuron2graph_search,
             neuron2graph_predict,
             explanation_search,
+            *LIVE_HANDLERS,
             health,
         ],
     )
@@ -398,7 +402,13 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[api, swagger_assets, *ui_handlers()],
         template_config=template_config(),
         middleware=middleware,
-        state=State({"store": store, "settings": settings}),
+        state=State(
+            {
+                "store": store,
+                "settings": settings,
+                "inference": InferenceClient(settings.inference_url, settings.inference_timeout),
+            }
+        ),
         before_request=guard_request,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         exception_handlers={

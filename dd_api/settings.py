@@ -29,6 +29,14 @@ class ApiSettings:
         default_factory=lambda: int(os.environ.get("DEEPDECIPHER_RATE_LIMIT", "0"))
     )
     """Requests per minute per client address; 0 (default) turns rate limiting off."""
+    inference_url: str | None = field(
+        default_factory=lambda: os.environ.get("DEEPDECIPHER_INFERENCE_URL") or None
+    )
+    """The inference service (``unix:/path`` or ``http://host:port``); unset: live routes 503."""
+    inference_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("DEEPDECIPHER_INFER_TIMEOUT", "30"))
+    )
+    """Seconds a live request may take (queue and forward pass) before it is answered 504."""
 
 
 @lru_cache

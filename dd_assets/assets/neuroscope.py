@@ -8,7 +8,7 @@ import polars as pl
 
 from dd_assets.assets._common import progress_logger, tokens_tensor
 from dd_assets.methods.activations import LayerActivations
-from dd_assets.methods.neuroscope import gather_activations
+from dd_assets.methods.neuroscope import gather_activations, round_served
 from dd_assets.models import model_shape
 from dd_assets.partitions import model_partitions
 from dd_assets.resources import ModelLoader, RegistryResource
@@ -41,10 +41,9 @@ def neuron_examples(
         spec.batch_size,
         progress=progress_logger(context, "second pass documents"),
     )
-    # Round once, in float64 (float32 rounding is off by one in the last decimal), and take the
-    # extremes and argmax from the rounded values: a text's max_activation is then exactly the
-    # largest activation served with it.
-    acts = acts.astype(np.float64).round(6).astype(np.float32)
+    # Round once and take the extremes and argmax from the rounded values: a text's
+    # max_activation is then exactly the largest activation served with it.
+    acts = round_served(acts)
     body = acts[:, 1:]  # BOS excluded from the per-text extremes, as in the ranking
     argmax = body.argmax(axis=1).astype(np.int32) + 1
     frame = choices.drop("doc_max").with_columns(

@@ -248,6 +248,15 @@ def scan(
     return state.result()
 
 
+SERVED_DECIMALS = 6
+
+
+def round_served(acts: np.ndarray) -> np.ndarray:
+    """Activations as stored and served: rounded to 6 decimals in float64 (float32 rounding is
+    off by one in the last decimal), then float32."""
+    return acts.astype(np.float64).round(SERVED_DECIMALS).astype(np.float32)
+
+
 @torch.inference_mode()
 def gather_activations(
     read_layers: Callable[[torch.Tensor], list[torch.Tensor]],
