@@ -18,8 +18,8 @@ from dd_api.errors import BadRequest, NotFound
 
 MAX_TEXT_CHARS = 2000
 """Longest text the live routes accept (the service enforces the same limit and the context)."""
-MAX_LIVE_QUERY = 8192
-"""Query-string bytes the live routes accept (2,000 characters, percent-encoded, fit)."""
+MAX_LIVE_QUERY = 24576
+"""Query-string bytes the live routes accept: 2,000 characters of any script, percent-encoded."""
 LIVE_ROUTES = ("activations", "text-search")
 GRACE_SECONDS = 5.0
 """The HTTP timeout is the service's timeout plus this, so the service answers 504 itself."""

@@ -27,7 +27,7 @@ from litestar.params import Parameter
 from dd_api import n2g
 from dd_api.app import ErrorBody, Layer, Model, Neuron, Payload, _index, _missing, _resolve
 from dd_api.app import json_response as _json
-from dd_api.errors import DDError, NotFound
+from dd_api.errors import DDError
 from dd_api.inference import MAX_TEXT_CHARS, InferenceClient, check_text
 from dd_api.store import DataStore
 from dd_api.values import num
@@ -85,7 +85,7 @@ def _prediction(store: DataStore, model: str, meta: dict, layer: int, neuron: in
         return None, "Neuron2Graph is not computed for this model"
     try:
         return n2g.predict(store, model, layer, neuron, text), None
-    except (NotFound, DDError) as exc:
+    except DDError as exc:  # NotFound: no graph for this neuron
         return None, exc.detail
 
 

@@ -154,6 +154,8 @@ def test_text_search_ranks_first_the_neuron_a_text_was_built_for(api, tiny, docu
         ids, _ = documents[top["data_index"]]
         peak = top["max_activating_token_index"]
         text = tok.decode(ids[1 : peak + 1])
+        if tok.encode(text, add_special_tokens=False) != ids[1 : peak + 1]:
+            continue  # the cut re-tokenizes differently
         reference = reference_relative(tiny, text, [1])
         ranked = sorted(reference, key=lambda k: (-reference[k], k))
         if ranked[0] != (1, neuron) or reference[ranked[0]] - reference[ranked[1]] < 1e-3:
@@ -166,12 +168,22 @@ def test_text_search_ranks_first_the_neuron_a_text_was_built_for(api, tiny, docu
         assert first["relative_activation"] == pytest.approx(1.0, abs=1e-4)
         assert first["peak_token_index"] == peak
         assert first["peak_token"] == body["data"]["tokens"][peak] == top["tokens"][peak]
-        got = [(n["layer"], n["neuron"]) for n in body["data"]["neurons"]]
-        assert got == ranked[:5]
+        assert_ranked_like(body["data"]["neurons"], reference, ranked)
         found += 1
         if found == 3:
             break
     assert found >= 1
+
+
+def assert_ranked_like(neurons: list[dict], reference: dict, ranked: list) -> None:
+    """The served page ranks like the reference: the same relative activations in the same
+    order (neurons within 1e-4 of each other may swap: the two paths differ by float error)."""
+    got = [n["relative_activation"] for n in neurons]
+    assert got == pytest.approx([reference[k] for k in ranked[: len(got)]], abs=1e-4)
+    for n in neurons:
+        assert n["relative_activation"] == pytest.approx(
+            reference[(n["layer"], n["neuron"])], abs=1e-4
+        )
 
 
 def tiny_tokenizer(tiny) -> str:
@@ -190,11 +202,9 @@ def test_text_search_all_layers_paginates(api, tiny):
         assert data["total"] == len(reference) and data["layers"] == [0, 1]
         assert data["total"] + data["unranked"] == 2 * 96
         pages += data["neurons"]
-    assert [(n["layer"], n["neuron"]) for n in pages] == ranked[:21]
+    assert_ranked_like(pages, reference, ranked)
+    assert len({(n["layer"], n["neuron"]) for n in pages}) == 21
     for n in pages:
-        assert n["relative_activation"] == pytest.approx(
-            reference[(n["layer"], n["neuron"])], abs=1e-4
-        )
         assert n["activation"] == pytest.approx(
             n["relative_activation"] * n["dataset_max"], abs=1e-4
         )
