@@ -25,7 +25,7 @@ from litestar.datastructures import State
 
 from dd_assets.methods.live import PeakQuery, TraceQuery
 from dd_infer.batcher import Batcher
-from dd_infer.errors import BadText, InferError, TimedOut, Unavailable, UnknownModel
+from dd_infer.errors import BadRequest, DDError, NotFound, TimedOut, Unavailable
 from dd_infer.pool import LiveModel, ModelPool
 from dd_infer.settings import MAX_TEXT_CHARS, InferSettings
 
@@ -52,23 +52,23 @@ def _json(payload: object) -> Response:
 
 def _encode(live: LiveModel, text: str) -> list[int]:
     if not text:
-        raise BadText("text is empty")
+        raise BadRequest("text is empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise BadText(f"text is limited to {MAX_TEXT_CHARS} characters, got {len(text)}")
+        raise BadRequest(f"text is limited to {MAX_TEXT_CHARS} characters, got {len(text)}")
     ids = live.encode(text)
     if len(ids) > live.n_ctx:
-        raise BadText(
+        raise BadRequest(
             f"text is {len(ids)} tokens with BOS; model {live.spec.name!r} has a context of "
             f"{live.n_ctx} tokens"
         )
     if len(ids) < 2:
-        raise BadText("text has no tokens")
+        raise BadRequest("text has no tokens")
     return ids
 
 
 def _check_layer(live: LiveModel, layer: int) -> None:
     if not 0 <= layer < live.n_layers:
-        raise UnknownModel(f"layer {layer} is out of range: the model has {live.n_layers} layers")
+        raise NotFound(f"layer {layer} is out of range: the model has {live.n_layers} layers")
 
 
 async def _answer(state: State, live: LiveModel, query, timeout: float | None):
@@ -88,7 +88,7 @@ async def trace(state: State, data: TraceBody) -> Response:
     live = state.pool.get(data.model)
     _check_layer(live, data.layer)
     if not 0 <= data.neuron < live.d_mlp:
-        raise UnknownModel(f"neuron {data.neuron} is out of range: a layer has {live.d_mlp}")
+        raise NotFound(f"neuron {data.neuron} is out of range: a layer has {live.d_mlp}")
     ids = _encode(live, data.text)
     acts = await _answer(state, live, TraceQuery(ids, data.layer, data.neuron), data.timeout)
     return _json(
@@ -132,8 +132,9 @@ def health(state: State) -> dict:
     }
 
 
-def _error(_: Request, exc: InferError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+def _error(_: Request, exc: DDError) -> Response:
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     body = {"status_code": exc.status_code, "detail": exc.detail}
     return Response(body, status_code=exc.status_code, headers=headers)
 
@@ -156,6 +157,6 @@ def create_app(settings: InferSettings | None = None) -> Litestar:
         route_handlers=[trace, peaks, health],
         state=state,
         lifespan=[lifespan],
-        exception_handlers={InferError: _error},
+        exception_handlers={DDError: _error},
         openapi_config=None,
     )

@@ -1,32 +1,21 @@
-"""The inference service's errors: each carries its HTTP status (and, for 503, a retry hint)."""
+"""The inference service's errors: the API's hierarchy (so both answer the same JSON), plus a
+retry hint on 503 and the 504 of a request past its timeout."""
 
 from __future__ import annotations
 
+from dd_api.errors import BadRequest, DDError, NotFound
+from dd_api.errors import Unavailable as _Unavailable
 
-class InferError(Exception):
-    status_code = 500
+__all__ = ["BadRequest", "DDError", "NotFound", "TimedOut", "Unavailable"]
 
-    def __init__(self, detail: str, retry_after: int | None = None) -> None:
+
+class Unavailable(_Unavailable):
+    """Busy (queue full), still loading, or the model failed to load: retrying may succeed."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
-        self.detail = detail
         self.retry_after = retry_after
 
 
-class BadText(InferError):
-    """Empty text, or longer than the character limit or the model's context."""
-
-    status_code = 400
-
-
-class UnknownModel(InferError):
-    status_code = 404
-
-
-class Unavailable(InferError):
-    """Busy (queue full), still loading, or the model failed to load: retrying may succeed."""
-
-    status_code = 503
-
-
-class TimedOut(InferError):
+class TimedOut(DDError):
     status_code = 504

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dd_assets.models import boot_bridge, default_device, model_shape
 from dd_assets.registry import ModelSpec, Registry, load_registry
-from dd_infer.errors import Unavailable, UnknownModel
+from dd_infer.errors import NotFound, Unavailable
 from dd_infer.settings import InferSettings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class ModelPool:
             self._registry = (mtime, load_registry(path))
         spec = self._registry[1].get(name)
         if spec is None:
-            raise UnknownModel(f"model {name!r} is not in the registry")
+            raise NotFound(f"model {name!r} is not in the registry")
         return spec
 
     def get(self, name: str) -> LiveModel:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from dd_api.inference import MAX_TEXT_CHARS  # noqa: F401  one limit for the API and the service
 from dd_assets.settings import registry_path
-
-MAX_TEXT_CHARS = 2000
-"""Longest text accepted, in characters (the model's context is the other limit)."""
 
 
 def _env(name: str, default: str) -> str:

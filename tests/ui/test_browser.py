@@ -267,6 +267,17 @@ def test_neuron2graph_section_and_prediction_box(browser, ui_server):
 LIVE_WAIT = 120  # the first live request loads the model in the inference process
 
 
+def wait_answer(browser, container, status, selector: str) -> None:
+    """Wait until the live route's answer is rendered (or an error shown), then require no error."""
+    WebDriverWait(browser, LIVE_WAIT).until(
+        lambda d: (
+            container.find_elements(By.CSS_SELECTOR, selector)
+            or "err" in (status.get_attribute("class") or "")
+        )
+    )
+    assert "err" not in (status.get_attribute("class") or ""), status.text
+
+
 def test_text_box_shows_the_models_real_activations(browser, ui_server):
     """Every neuron's text box runs the model: its spans are the live route's tokens and
     activations, the peak outlined; the N2G row appears where the neuron has a graph."""
@@ -276,13 +287,7 @@ def test_text_box_shows_the_models_real_activations(browser, ui_server):
     box = browser.find_element(By.CSS_SELECTOR, '#predict input[name="text"]')
     box.send_keys(re.sub(r"\s", " ", text), Keys.ENTER)
     live = browser.find_element(By.CSS_SELECTOR, "#predict .live")
-    WebDriverWait(browser, LIVE_WAIT).until(
-        lambda d: (
-            live.find_elements(By.CSS_SELECTOR, "span[data-act]")
-            or "err" in (live.get_attribute("class") or "")
-        )
-    )
-    assert "err" not in (live.get_attribute("class") or ""), live.text
+    wait_answer(browser, live, live, "span[data-act]")
     served = httpx.get(
         f"{ui_server}/api/tiny/activations/{layer}/{neuron}",
         params={"text": re.sub(r"\s", " ", text)},
@@ -307,13 +312,7 @@ def test_model_page_finds_the_neurons_that_fire_on_a_text(browser, ui_server):
     box.send_keys(text, Keys.ENTER)
     results = browser.find_element(By.CSS_SELECTOR, "#fire .fired")
     found = browser.find_element(By.CSS_SELECTOR, "#fire .found")
-    WebDriverWait(browser, LIVE_WAIT).until(
-        lambda d: (
-            results.find_elements(By.TAG_NAME, "li")
-            or "err" in (found.get_attribute("class") or "")
-        )
-    )
-    assert "err" not in (found.get_attribute("class") or ""), found.text
+    wait_answer(browser, results, found, "li")
     assert "fire=import+os" in browser.current_url or "fire=import%20os" in browser.current_url
     served = httpx.get(
         f"{ui_server}/api/tiny/text-search", params={"text": text, "limit": 20}
