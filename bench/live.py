@@ -1,6 +1,6 @@
 """Live activations route vs a bare forward pass of the same 64-token text, same run.
 
-    .venv/bin/python bench/live.py                       # SmolLM2, small data set built here
+    .venv/bin/python bench/live.py [--work DIR]          # SmolLM2, small data set built here
     .venv/bin/python bench/live.py --registry models.yaml --data-root data   # materialized data
 
 Without ``--data-root`` it first materializes SmolLM2 on a tiny budget (the routes need the
@@ -136,6 +136,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--registry", help="registry of materialized data (default: build a small one)")
     p.add_argument("--data-root")
+    p.add_argument("--work", help="keep the small data set here and reuse it (default: a temp dir)")
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--reps", type=int, default=60)
@@ -149,8 +150,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.data_root and args.registry:
             registry, root = args.registry, args.data_root
-        else:
-            registry, root = small_dataset(Path(tmp))
+        else:  # materialized partitions are skipped, so a kept --work folder is reused
+            work = Path(args.work or tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            registry, root = small_dataset(work)
         spec = load_registry(registry)[args.model]
         bridge = load_bridge(spec)
         shape = model_shape(bridge)
