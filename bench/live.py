@@ -5,11 +5,11 @@
 
 Without ``--data-root`` it first materializes SmolLM2 on a tiny budget (the routes need the
 model's metadata and activation statistics; the numbers measured here do not depend on them).
-Then, in this process, it times a bare forward pass of the text (``original_model(tokens)``, with
-the unembedding, as a plain "run the model" would), starts ``deepdecipher serve`` (which starts
-the inference process) and times ``GET /api/<model>/activations/<last layer>/<neuron>?text=``
-one request at a time (p50, p99 and the throughput ratio to the bare forward), then with 8
-concurrent clients (throughput, and its ratio to one client: batching raises it).
+Then it starts ``deepdecipher serve`` (which starts the inference process) and times, alternating
+one with the other, a bare forward pass of the text in this process (``original_model(tokens)``,
+with the unembedding, as a plain "run the model" would) and
+``GET /api/<model>/activations/<last layer>/<neuron>?text=`` (p50, p99 and the throughput ratio
+to the bare forward), then with 8 concurrent clients (throughput, and its ratio to one client: batching raises it).
 """
 
 from __future__ import annotations
@@ -69,32 +69,27 @@ def text_of(bridge, n_tokens: int) -> str:
     raise RuntimeError("no round-tripping text found")
 
 
-def bare_forward(bridge, text: str, reps: int) -> list[float]:
+def interleaved(bridge, base: str, path: str, text: str, reps: int) -> tuple[list, list]:
+    """Bare forward passes (here) and route requests (served), alternating, so that drift on a
+    shared machine hits both alike."""
     tokens = torch.tensor([[bridge.tokenizer.bos_token_id or 0,
                             *bridge.tokenizer.encode(text, add_special_tokens=False)]])  # fmt: skip
     tokens = tokens.to(next(bridge.parameters()).device)
     model = getattr(bridge, "original_model", bridge)
-    times = []
-    with torch.inference_mode():
+    bare, route = [], []
+    with torch.inference_mode(), httpx.Client(base_url=base, timeout=60) as client:
         for i in range(reps + 3):
             t = time.perf_counter()
             model(tokens)
             if tokens.is_cuda:
                 torch.cuda.synchronize()
-            if i >= 3:
-                times.append(time.perf_counter() - t)
-    return times
-
-
-async def sequential(base: str, path: str, text: str, reps: int) -> list[float]:
-    times = []
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for _ in range(reps):
-            t = time.perf_counter()
-            r = await client.get(path, params={"text": text})
-            r.raise_for_status()
-            times.append(time.perf_counter() - t)
-    return times
+            t1 = time.perf_counter()
+            client.get(path, params={"text": text}).raise_for_status()
+            t2 = time.perf_counter()
+            if i >= 3:  # warm-up
+                bare.append(t1 - t)
+                route.append(t2 - t1)
+    return bare, route
 
 
 async def concurrent(
@@ -161,8 +156,6 @@ def main() -> None:
         device = next(bridge.parameters()).device
         print(f"model {args.model} on {device}, torch threads {torch.get_num_threads()}, "
               f"text of {args.tokens} tokens (BOS included)")  # fmt: skip
-        bare = bare_forward(bridge, text, args.reps)
-        del bridge
         layer, neuron = shape.n_layers - 1, 7
         path = f"/api/{args.model}/activations/{layer}/{neuron}"
         env = {"DEEPDECIPHER_REGISTRY": str(Path(registry).resolve()),
@@ -171,7 +164,8 @@ def main() -> None:
             env["DEEPDECIPHER_DEVICE"] = str(device)
         with local_server(**env) as base:
             wait_ready(base, path, text)
-            route = asyncio.run(sequential(base, path, text, args.reps))
+            bare, route = interleaved(bridge, base, path, text, args.reps)
+            del bridge
             single, _ = asyncio.run(
                 concurrent(base, args.model, layer, shape.d_mlp, text, 1, args.seconds)
             )
