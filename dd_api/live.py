@@ -15,7 +15,8 @@ dataset extremes they report beside the live numbers come from ``activation_stat
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 from litestar import Response, get
@@ -32,6 +33,71 @@ from dd_api.inference import MAX_TEXT_CHARS, InferenceClient, check_text
 from dd_api.store import DataStore
 from dd_api.values import num
 from dd_assets.tables import N2G_GRAPHS, NEURON_STATS
+
+
+@dataclass
+class NeuronIndex:
+    layer: int
+    neuron: int
+
+
+@dataclass
+class LiveActivations:
+    neuron_index: NeuronIndex
+    tokens: list[str]
+    token_ids: list[int]
+    activations: list[float]
+    max_activation: float
+    min_activation: float
+    max_activating_token_index: int
+    dataset_max: float | None
+    dataset_min: float | None
+    method: str
+    range_source: str
+    n2g_prediction: dict[str, Any] | None
+    n2g_note: str | None
+
+
+@dataclass
+class LiveActivationsBody:
+    """The 200 answer of the activations route."""
+
+    data: LiveActivations
+    metadata: dict[str, Any]
+
+
+@dataclass
+class FiringNeuron:
+    layer: int
+    neuron: int
+    activation: float
+    dataset_max: float
+    relative_activation: float
+    peak_token_index: int
+    peak_token: str
+
+
+@dataclass
+class TextSearchResult:
+    tokens: list[str]
+    token_ids: list[int]
+    neurons: list[FiringNeuron]
+    total: int
+    unranked: int
+    layers: list[int]
+    method: dict[str, str]
+
+
+@dataclass
+class TextSearchBody:
+    """The 200 answer of text-search: data, or missing_data_types when statistics are missing."""
+
+    metadata: dict[str, Any]
+    data: TextSearchResult | None = None
+    limit: int | None = None
+    offset: int | None = None
+    missing_data_types: list[str] | None = None
+
 
 LIVE_ERRORS = {
     400: ResponseSpec(
@@ -93,7 +159,10 @@ def _prediction(store: DataStore, model: str, meta: dict, layer: int, neuron: in
     "/api/{model:str}/activations/{layer:str}/{neuron:str}",
     operation_id="liveActivations",
     summary="A neuron's real activation on each token of your text",
-    responses=LIVE_ERRORS,
+    responses={
+        200: ResponseSpec(LiveActivationsBody, description="Live activations"),
+        **LIVE_ERRORS,
+    },
 )
 async def live_activations(
     state: State, model: Model, layer: Layer, neuron: Neuron, text: LiveText
@@ -176,7 +245,7 @@ def _missing_stats(store: DataStore, model: str, meta: dict, layers: list[int]) 
     "/api/{model:str}/text-search",
     operation_id="textSearch",
     summary="The neurons that fire most on your text",
-    responses=LIVE_ERRORS,
+    responses={200: ResponseSpec(TextSearchBody, description="Ranked neurons"), **LIVE_ERRORS},
 )
 async def text_search(
     state: State,
