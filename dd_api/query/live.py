@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dd_api.query import n2g
-from dd_api.query.errors import BadRequest, MissingData, NotFound
+from dd_api.query.errors import BadRequest, MissingData
 from dd_api.query.refs import ModelRef, NeuronRef
 from dd_api.query.schemas import FiringNeuron, LiveActivations, Prediction, TextSearch
 from dd_api.query.store import DataStore
@@ -46,10 +46,8 @@ def _prediction(
     """N2G's prediction over the text where the neuron has a graph, else (None, why not)."""
     try:
         return n2g.predict(store, ref, text), None
-    except MissingData:
-        return None, "Neuron2Graph is not computed for this model"
-    except NotFound as exc:  # no graph for this neuron
-        return None, exc.detail
+    except MissingData as missing:  # no graphs for the model, or none for this neuron
+        return None, missing.detail
 
 
 def activations(
