@@ -26,6 +26,8 @@ from swagger_ui_bundle import swagger_ui_path
 
 from dd_api.api.controller import ServiceController
 from dd_api.api.errors import HANDLERS
+from dd_api.api.inference import InferenceClient
+from dd_api.api.live import LiveController
 from dd_api.api.system import doc, doc_schema, guard_request, health
 from dd_api.query.store import DataStore
 from dd_api.settings import ApiSettings, get_settings
@@ -45,10 +47,24 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         )
         middleware.append(limit.middleware)
     return Litestar(
-        route_handlers=[ServiceController, health, doc, doc_schema, swagger_assets, *ui_handlers()],
+        route_handlers=[
+            ServiceController,
+            LiveController,
+            health,
+            doc,
+            doc_schema,
+            swagger_assets,
+            *ui_handlers(),
+        ],
         template_config=template_config(),
         middleware=middleware,
-        state=State({"store": DataStore(settings), "settings": settings}),
+        state=State(
+            {
+                "store": DataStore(settings),
+                "settings": settings,
+                "inference": InferenceClient(settings.inference_url, settings.inference_timeout),
+            }
+        ),
         before_request=guard_request,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         # A neuron page's ~300 KB of token spans shrink ~5x for ~3 ms of level-1 gzip.

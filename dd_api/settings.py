@@ -29,6 +29,13 @@ class ApiSettings(BaseSettings):
         0, ge=0, validation_alias=AliasChoices("DEEPDECIPHER_RATE_LIMIT", "rate_limit_per_minute")
     )
     """Requests per minute per client address (``DEEPDECIPHER_RATE_LIMIT``); 0 turns it off."""
+    inference_url: str | None = None
+    """The inference service (``unix:/path`` or ``http://host:port``); unset: live routes 503."""
+    inference_timeout: float = Field(
+        30.0, gt=0, validation_alias=AliasChoices("DEEPDECIPHER_INFER_TIMEOUT", "inference_timeout")
+    )
+    """Seconds a live request may take (queue and forward pass) before it is answered 504
+    (``DEEPDECIPHER_INFER_TIMEOUT``)."""
 
     @field_validator("data_root")
     @classmethod

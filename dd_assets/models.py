@@ -75,16 +75,26 @@ def _boot(spec: ModelSpec, device: str):
     )
 
 
+def boot_bridge(spec: ModelSpec, device: str):
+    """A new TransformerBridge of the model in eval mode (no caching: callers keep their own)."""
+    log.info("loading model %s (%s) on %s", spec.name, spec.loader.describe(), device)
+    bridge = _boot(spec, device)
+    bridge.eval()
+    return bridge
+
+
+def weights_key(spec: ModelSpec, device: str) -> str:
+    """Two specs with the same key load the same weights (dataset and scan settings aside)."""
+    return f"{spec.loader!r}|{spec.dtype}|{device}"
+
+
 def load_bridge(spec: ModelSpec, device: str | None = None):
     """The model's TransformerBridge in eval mode, loaded once per process and spec."""
     device = device or default_device()
-    # The weights depend on the loader and dtype only, not on dataset or scan settings.
-    key = f"{spec.loader!r}|{spec.dtype}|{device}"
+    key = weights_key(spec, device)
     with _lock:
         if key not in _cache:
-            log.info("loading model %s (%s) on %s", spec.name, spec.loader.describe(), device)
-            bridge = _boot(spec, device)
-            bridge.eval()
+            bridge = boot_bridge(spec, device)
             _cache.clear()  # keep one model in memory at a time
             _cache[key] = bridge
         return _cache[key]

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+NO_INFERENCE = "do not start the inference process (live activation routes answer 503)"
+
 
 def _configure(args: argparse.Namespace) -> None:
     """Export data root and registry so every process (runs, UI, API) agrees on them."""
@@ -68,18 +70,21 @@ def materialize(models: list[str] | None, force: bool) -> None:
     print(f"done: {len(report.model_runs)} model runs, {len(report.layer_runs)} layer runs")
 
 
-def serve(host: str, port: int, workers: int = 1) -> None:
+def serve(host: str, port: int, workers: int = 1, inference: bool = True) -> None:
     import uvicorn
 
-    if workers > 1:  # each worker process keeps its own partition cache
-        uvicorn.run(
-            "dd_api.app:create_app", factory=True, host=host, port=port, workers=workers,
-            log_level="warning",
-        )  # fmt: skip
-        return
-    from dd_api.app import create_app
+    from dd_infer.launch import inference_service  # stdlib only: the API stays free of torch
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    with inference_service(inference):
+        if workers > 1:  # each worker process keeps its own partition cache
+            uvicorn.run(
+                "dd_api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning",
+            )  # fmt: skip
+            return
+        from dd_api.app import create_app
+
+        uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
 def up(args: argparse.Namespace) -> None:
@@ -89,9 +94,10 @@ def up(args: argparse.Namespace) -> None:
     from deepdecipher.supervise import start_child, wait_until_signalled
 
     exe = sys.executable
-    api = start_child(
-        [exe, "-m", "deepdecipher.cli", "serve", "--host", args.host, "--port", str(args.port)]
-    )
+    serve_args = ["serve", "--host", args.host, "--port", str(args.port)]
+    if args.no_inference:
+        serve_args.append("--no-inference")
+    api = start_child([exe, "-m", "deepdecipher.cli", *serve_args])
     ui = start_child(
         [exe, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.ui_port)],
         stdout=subprocess.DEVNULL,
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    s.add_argument("--no-inference", action="store_true", help=NO_INFERENCE)
 
     u = sub.add_parser("up", help="materialize, then serve the API and the Dagster UI")
     u.add_argument("--model", action="append")
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=8000)
     u.add_argument("--ui-port", type=int, default=3000)
+    u.add_argument("--no-inference", action="store_true", help=NO_INFERENCE)
 
     args = parser.parse_args(argv)
     _configure(args)
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         except KeyError as exc:  # an unknown --model
             parser.exit(2, f"deepdecipher: {exc.args[0]}\n")
     elif args.command == "serve":
-        serve(args.host, args.port, args.workers)
+        serve(args.host, args.port, args.workers, not args.no_inference)
     else:
         up(args)
 

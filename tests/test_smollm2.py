@@ -8,6 +8,8 @@ every neuron of all 30 layers over a few short documents and serves them.
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
+import polars as pl
 import pytest
 import torch
 from litestar.testing import TestClient
@@ -15,9 +17,13 @@ from litestar.testing import TestClient
 from dagster_project.runner import materialize_models
 from dd_api.app import create_app
 from dd_api.settings import ApiSettings
+from dd_assets import storage
 from dd_assets.methods.activations import LayerActivations
 from dd_assets.models import load_bridge
 from dd_assets.registry import load_registry
+from dd_assets.tables import DATASET_TOKENS
+from dd_infer.launch import InferenceProcess
+from tests.api.test_inference import get_live
 from tests.helpers import write_registry
 
 pytestmark = pytest.mark.slow
@@ -63,10 +69,17 @@ def test_fast_path_equals_hook_post(smol):
     torch.testing.assert_close(got[1], cache["blocks.29.mlp.hook_post"])
 
 
-def test_materialize_and_serve_every_neuron(smol, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def smol_data(smol, tmp_path_factory):
+    """Every neuron of SmolLM2 materialized on the small budget, once for this module."""
     registry, _ = smol
-    root = str(tmp_path / "data")
-    report = materialize_models(dg.DagsterInstance.ephemeral(), str(registry), root)
+    root = str(tmp_path_factory.mktemp("smol_data") / "data")
+    return root, materialize_models(dg.DagsterInstance.ephemeral(), str(registry), root)
+
+
+def test_materialize_and_serve_every_neuron(smol, smol_data, monkeypatch):
+    registry, _ = smol
+    root, report = smol_data
     assert len(report.layer_runs) == 30
     monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(registry))
     with TestClient(create_app(ApiSettings(data_root=root))) as client:
@@ -97,3 +110,43 @@ def test_materialize_and_serve_every_neuron(smol, tmp_path, monkeypatch):
             assert (0, neuron) in {(d["layer"], d["neuron"]) for d in found}
         expl = client.get(f"/api/smollm2-135m/neuron_explainer/0/{neuron}").json()["data"]
         assert expl["explainer"] and expl["status"] == "ok"
+
+
+def test_live_activations_equal_stored(smol, smol_data, monkeypatch):
+    """The inference process runs SmolLM2 on a stored document's text: same token ids and the
+    served Neuroscope activations (<= 1e-4), for random neurons of early, middle and last layers."""
+    registry, bridge = smol
+    root, _ = smol_data
+    monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(registry))
+    service = InferenceProcess({"DEEPDECIPHER_DEVICE": "cpu"}).start()
+    settings = ApiSettings(data_root=root, inference_url=service.url, inference_timeout=120)
+    rng = np.random.default_rng(135)
+    checked = 0
+    try:
+        with TestClient(create_app(settings)) as client:
+            for layer, neuron in zip([0, 14, 29], rng.integers(0, 1536, 3), strict=True):
+                texts = client.get(f"/api/smollm2-135m/neuroscope/{layer}/{neuron}").json()
+                for stored in texts["data"]["texts"]:
+                    ids = tokens_of(root, stored["data_index"])
+                    text = bridge.tokenizer.decode(ids[1:])
+                    if bridge.tokenizer.encode(text, add_special_tokens=False) != ids[1:]:
+                        continue  # the document's cut does not re-tokenize the same way
+                    r = get_live(
+                        client, f"/api/smollm2-135m/activations/{layer}/{neuron}", text=text
+                    )
+                    assert r.status_code == 200, r.text
+                    live = r.json()["data"]
+                    assert live["token_ids"] == ids and live["tokens"] == stored["tokens"]
+                    np.testing.assert_allclose(
+                        live["activations"], stored["activations"], atol=1e-4
+                    )
+                    checked += 1
+                    break
+    finally:
+        service.stop()
+    assert checked >= 2
+
+
+def tokens_of(root: str, doc: int) -> list[int]:
+    frame = storage.read(root, DATASET_TOKENS, "smollm2-135m")
+    return frame.filter(pl.col("doc_index") == doc)["token_ids"][0].to_list()

@@ -14,7 +14,14 @@ from functools import reduce
 import msgspec
 from msgspec import Struct
 
-from dd_api.query.schemas import ExplanationSearch, Metadata, Prediction, TokenSearch
+from dd_api.query.schemas import (
+    ExplanationSearch,
+    LiveActivations,
+    Metadata,
+    Prediction,
+    TextSearch,
+    TokenSearch,
+)
 from dd_api.query.services import LEVELS, SERVICES
 
 
@@ -55,6 +62,18 @@ class ExplanationSearchResponse(ExplanationSearch):
 
 class PredictionResponse(Struct):
     data: Prediction
+    metadata: Metadata
+
+
+class LiveActivationsResponse(Struct):
+    data: LiveActivations
+    metadata: Metadata
+
+
+class TextSearchResponse(Struct):
+    data: TextSearch
+    limit: int
+    offset: int
     metadata: Metadata
 
 

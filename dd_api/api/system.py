@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar import Request, Response, get
 from litestar.response import Redirect
 
+from dd_api.api.inference import query_limit
+
 MAX_URL_PART = 2048  # path and query string, each; longer requests get a JSON 414
 DOCS = "/schema/swagger"
 
@@ -12,9 +14,10 @@ DOCS = "/schema/swagger"
 def guard_request(request: Request) -> Response | None:
     """Refuse over-long URLs (uvicorn itself cuts off past ~8 KiB) and OPTIONS requests that are
     not CORS preflights (the CORS middleware answers those before they get here)."""
-    too_long = max(len(request.scope["path"]), len(request.scope["query_string"])) > MAX_URL_PART
-    if too_long:
-        detail = f"URL too long: path and query string are limited to {MAX_URL_PART} bytes each"
+    path, query = request.scope["path"], request.scope["query_string"]
+    max_query = query_limit(path, MAX_URL_PART)
+    if len(path) > MAX_URL_PART or len(query) > max_query:
+        detail = f"URL too long: the path is limited to {MAX_URL_PART} bytes, the query string to {max_query}"
         return Response({"status_code": 414, "detail": detail}, status_code=414)
     if request.method == "OPTIONS":
         body = {"status_code": 405, "detail": "read-only API: only GET is allowed"}

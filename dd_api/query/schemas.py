@@ -342,3 +342,53 @@ class ExplanationSearch(Struct):
     data: list[ExplanationMatch]
     total: int
     query: str
+
+
+# -- live model (the inference service's numbers beside the stored ones) -----------------------
+
+
+class LiveActivations(Struct):
+    """A neuron's real activation on each token of the caller's text (BOS first)."""
+
+    neuron_index: NeuronIndex
+    tokens: list[str]
+    token_ids: list[int]
+    activations: list[float]
+    """Rounded to 6 decimals like the stored Neuroscope activations."""
+    max_activation: float
+    min_activation: float
+    """The text's extremes after BOS."""
+    max_activating_token_index: int
+    dataset_max: float | None
+    dataset_min: float | None
+    """The neuron's extremes over the dataset (``activation_stats``): the colour scale."""
+    method: str
+    range_source: str
+    n2g_prediction: Prediction | None
+    n2g_note: str | None
+    """Why ``n2g_prediction`` is null (no graph for the model or this neuron)."""
+
+
+class FiringNeuron(Struct):
+    layer: int
+    neuron: int
+    activation: float
+    """The neuron's largest activation over the text after BOS, at ``peak_token_index``."""
+    dataset_max: float
+    relative_activation: float
+    """``activation / dataset_max``."""
+    peak_token_index: int
+    peak_token: str
+
+
+class TextSearch(Struct):
+    """Neurons ranked by their peak activation on a text relative to their dataset max."""
+
+    tokens: list[str]
+    token_ids: list[int]
+    neurons: list[FiringNeuron]
+    total: int
+    unranked: int
+    """Neurons whose dataset max is <= 0: no ratio, so counted but not ranked."""
+    layers: list[int]
+    method: dict[str, str]

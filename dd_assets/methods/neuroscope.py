@@ -324,6 +324,15 @@ def scan(
     return state.result()
 
 
+SERVED_DECIMALS = 6
+
+
+def round_served(acts: np.ndarray) -> np.ndarray:
+    """Activations as stored and served: rounded to 6 decimals in float64 (float32 rounding is
+    off by one in the last decimal), then float32."""
+    return acts.astype(np.float64).round(SERVED_DECIMALS).astype(np.float32)
+
+
 @torch.inference_mode()
 def gather_activations(
     read_layers: Callable[[torch.Tensor], list[torch.Tensor]],
@@ -372,7 +381,7 @@ def served_examples(choices: pl.DataFrame, acts: np.ndarray) -> pl.DataFrame:
     extremes and argmax from the rounded values: a text's max_activation is then exactly the
     largest activation served with it. BOS is excluded from the extremes, as from the ranking.
     """
-    acts = acts.astype(np.float64).round(6).astype(np.float32)  # [rows, pos]
+    acts = round_served(acts)  # [rows, pos]
     body = acts[:, 1:]
     return choices.drop("doc_max").with_columns(
         pl.Series("activations", acts),

@@ -16,20 +16,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.api.test_inference import get_live
 from tests.api.test_live import running_server
 
 EXAMPLES = os.environ.get("DD_FUZZ_EXAMPLES", "50")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# A schema-valid text (1 to 2000 characters) can still be longer than the model's context, which
+# JSON Schema cannot state (it counts tokens): for the live routes that 400 is an accepted answer.
+LIVE = """
+[[operations]]
+include-operation-id-regex = "^(liveActivations|textSearch)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
+"""
 
 
 @pytest.mark.parametrize("pin_model", [False, True], ids=["free", "pinned-model"])
 def test_api_conforms_to_its_schema(tiny, tmp_path, pin_model):
     config = tmp_path / "schemathesis.toml"
-    config.write_text('[parameters]\n"path.model" = "tiny"\n' if pin_model else "")
+    config.write_text(('[parameters]\n"path.model" = "tiny"\n' if pin_model else "") + LIVE)
     env = {"DEEPDECIPHER_DATA_ROOT": tiny.root, "DEEPDECIPHER_REGISTRY": str(tiny.registry)}
     with running_server(env) as base:
+        # The live routes answer 503 until the inference process has loaded the model: wait.
+        with httpx.Client(base_url=base, timeout=60) as client:
+            get_live(client, "/api/tiny/activations/0/0", text="warm up")
         cmd = [
             str(SCHEMATHESIS), "--config-file", str(config), "run",
             f"{base}/schema/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,

@@ -58,6 +58,13 @@ def requests(tiny) -> list[str]:
         "/api/tiny/logit_effects/0",
         "/api/" + "m" * 3000 + "/neuroscope/0/0",
         "/api/tiny/neuroscope/0/0/extra",
+        # live routes without an inference service: their checks before it, then the 503
+        "/api/tiny/activations/1/17?text=x",
+        "/api/tiny/activations/x/0?text=x",
+        "/api/tiny/activations/0/0?text=" + "x" * 2001,
+        "/api/tiny/text-search?text=",
+        "/api/tiny/text-search?text=x&layer=9",
+        "/api/tiny/text-search?text=x",
     ]
     return paths
 

@@ -44,9 +44,16 @@ def test_api_process_never_imports_torch_or_dagster(api_env):
 @contextmanager
 def running_server(env: dict[str, str]):
     """`deepdecipher serve` as a real process on a free port; yields its base URL."""
+    with server_process(env) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process(env: dict[str, str], args: tuple[str, ...] = ()):
+    """`deepdecipher serve` as a real process on a free port; yields its base URL and process."""
     port = free_port()
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "deepdecipher.cli", "serve", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -61,7 +68,7 @@ def running_server(env: dict[str, str]):
             assert time.monotonic() - start < 60, "server did not start"
             time.sleep(0.1)
         print(f"server answered after {time.monotonic() - start:.2f} s")
-        yield base
+        yield base, proc
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)

@@ -139,7 +139,9 @@ def test_missing_data_shows_not_computed(browser, ui_server):
         By.CSS_SELECTOR, "[data-not-computed]")}  # fmt: skip
     assert marks == {"Neuron2Graph graph", "similar neurons", "N2G prediction"}
     assert "no Neuron2Graph graph" in browser.find_element(By.ID, "graph").text
-    assert not browser.find_elements(By.CSS_SELECTOR, "#predict form")
+    # The text box still runs the model (every neuron); only its N2G row is missing.
+    assert browser.find_elements(By.CSS_SELECTOR, "#predict form")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#predict .out")
     served = httpx.get(f"{ui_server}/api/tiny/neuron_explainer/{layer}/{neuron}").json()["data"]
     assert (
         browser.find_element(By.CSS_SELECTOR, "#explanation .expl").text
@@ -260,3 +262,73 @@ def test_neuron2graph_section_and_prediction_box(browser, ui_server):
     other = g["similar"][0]
     similar[0].click()
     wait_url(browser, rf"/viz/tiny/{other['layer']}/{other['neuron']}$")
+
+
+LIVE_WAIT = 120  # the first live request loads the model in the inference process
+
+
+def wait_answer(browser, container, status, selector: str) -> None:
+    """Wait until the live route's answer is rendered (or an error shown), then require no error."""
+    WebDriverWait(browser, LIVE_WAIT).until(
+        lambda d: (
+            container.find_elements(By.CSS_SELECTOR, selector)
+            or "err" in (status.get_attribute("class") or "")
+        )
+    )
+    assert "err" not in (status.get_attribute("class") or ""), status.text
+
+
+def test_text_box_shows_the_models_real_activations(browser, ui_server):
+    """Every neuron's text box runs the model: its spans are the live route's tokens and
+    activations, the peak outlined; the N2G row appears where the neuron has a graph."""
+    layer, neuron = NO_GRAPH
+    text = "def main(self):\n    return None"
+    browser.get(f"{ui_server}/viz/tiny/{layer}/{neuron}")
+    box = browser.find_element(By.CSS_SELECTOR, '#predict input[name="text"]')
+    box.send_keys(re.sub(r"\s", " ", text), Keys.ENTER)
+    live = browser.find_element(By.CSS_SELECTOR, "#predict .live")
+    wait_answer(browser, live, live, "span[data-act]")
+    served = httpx.get(
+        f"{ui_server}/api/tiny/activations/{layer}/{neuron}",
+        params={"text": re.sub(r"\s", " ", text)},
+    ).json()["data"]
+    spans = live.find_elements(By.CSS_SELECTOR, "span[data-act]")
+    assert [s.get_attribute("textContent") for s in spans] == [
+        t.replace("\n", "\u21b5\n") for t in served["tokens"]
+    ]
+    assert [float(s.get_attribute("data-act")) for s in spans] == pytest.approx(
+        served["activations"], abs=1e-6
+    )
+    peak = live.find_element(By.CSS_SELECTOR, "span.pk")
+    assert spans.index(peak) == served["max_activating_token_index"]
+    assert served["n2g_prediction"] is None and "no Neuron2Graph graph" in served["n2g_note"]
+    assert not browser.find_elements(By.CSS_SELECTOR, "#predict .out")
+
+
+def test_model_page_finds_the_neurons_that_fire_on_a_text(browser, ui_server):
+    text = "import os"
+    browser.get(f"{ui_server}/viz/tiny")
+    box = browser.find_element(By.CSS_SELECTOR, '#fire input[name="text"]')
+    box.send_keys(text, Keys.ENTER)
+    results = browser.find_element(By.CSS_SELECTOR, "#fire .fired")
+    found = browser.find_element(By.CSS_SELECTOR, "#fire .found")
+    wait_answer(browser, results, found, "li")
+    assert "fire=import+os" in browser.current_url or "fire=import%20os" in browser.current_url
+    served = httpx.get(
+        f"{ui_server}/api/tiny/text-search", params={"text": text, "limit": 20}
+    ).json()["data"]
+    items = results.find_elements(By.TAG_NAME, "li")
+    assert [(int(li.get_attribute("data-layer")), int(li.get_attribute("data-neuron")))
+            for li in items] == [(n["layer"], n["neuron"]) for n in served["neurons"]]  # fmt: skip
+    for li, n in zip(items, served["neurons"], strict=True):
+        assert li.find_element(By.CSS_SELECTOR, ".pk").get_attribute("textContent") == n[
+            "peak_token"
+        ].replace("\n", "\u21b5")
+    first = served["neurons"][0]
+    items[0].find_element(By.TAG_NAME, "a").click()
+    wait_url(browser, rf"/viz/tiny/{first['layer']}/{first['neuron']}$")
+    # The search is a URL: opening it again shows the same results.
+    browser.back()
+    WebDriverWait(browser, LIVE_WAIT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#fire .fired li")
+    )
