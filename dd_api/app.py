@@ -35,7 +35,7 @@ from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
-from dd_api import n2g
+from dd_api import n2g, token_search
 from dd_api.errors import (
     BadRequest,
     DDError,
@@ -50,7 +50,7 @@ from dd_api.services import SERVICES, metadata_object, missing_tables
 from dd_api.settings import ApiSettings, get_settings
 from dd_api.store import DataStore
 from dd_assets.registry import NAME_PATTERN
-from dd_assets.tables import N2G_GRAPHS, N2G_TOKEN_INDEX
+from dd_assets.tables import N2G_GRAPHS, N2G_TOKEN_INDEX, TOKEN_INDEX
 
 MAX_INDEX_DIGITS = 12
 MAX_URL_PART = 2048  # path and query string, each; longer requests get a JSON 414
@@ -308,6 +308,45 @@ def neuron2graph_search(
     return json_response({**result, "limit": limit, "offset": offset, "metadata": meta})
 
 
+TokenQuery = Annotated[
+    str,
+    Parameter(
+        query="query",
+        description="type:token[,type:token...], type = any | activating | negative | important "
+        "(any = all three); terms intersect, types within a term unite; tokens are matched "
+        "trimmed and lower-cased, whitespace-only tokens as they are (write \\n, \\t, \\, "
+        "and \\\\ for a newline, tab, comma and backslash). Malformed: 400",
+        examples=[Example(value="any:the"), Example(value="negative:\\n")],
+    ),
+]
+
+
+@get(
+    "/api/{model:str}/token-search",
+    operation_id="tokenSearch",
+    summary="Neurons that fire (or go most negative) on tokens, over every neuron",
+    sync_to_thread=False,
+    responses=ERRORS,
+)
+def token_search_route(
+    state: State,
+    model: Model,
+    terms: TokenQuery,
+    limit: TokenSearchLimit = 100,
+    offset: Offset = 0,
+) -> Response[Payload]:
+    """Token search over the whole-model index (top/bottom examples and N2G graphs), each hit
+    naming the entries it matched and their source (examples, graph or both)."""
+    store: DataStore = state.store
+    meta = _model(store, model)
+    token_search.parse_query(terms)  # a malformed query is a 400 even before the index exists
+    missing = _missing(store, model, meta, (TOKEN_INDEX,))
+    if missing:
+        return json_response(missing)
+    result = token_search.search(store, model, terms, limit, offset)
+    return json_response({**result, "limit": limit, "offset": offset, "metadata": meta})
+
+
 @get(
     "/api/{model:str}/neuron2graph-predict/{layer:str}/{neuron:str}",
     operation_id="neuron2graphPredict",
@@ -382,6 +421,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             layer_service,
             neuron_service,
             neuron2graph_search,
+            token_search_route,
             neuron2graph_predict,
             explanation_search,
             health,

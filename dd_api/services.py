@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from dd_api import n2g
@@ -22,11 +21,13 @@ from dd_api.values import ROUND
 from dd_api.values import floats as _floats
 from dd_api.values import num as _num
 from dd_assets.tables import (
+    ACTIVATION_SAMPLE_WINDOWS,
     DATASET_TOKENS,
     EXPLANATIONS,
     LOGIT_EFFECTS,
     MODEL_METADATA,
     N2G_GRAPHS,
+    NEURON_COACTIVATION,
     NEURON_EXAMPLES,
     NEURON_STATS,
     TableSpec,
@@ -188,6 +189,82 @@ def quantile_neuron(store: DataStore, model: str, layer: int, neuron: int) -> di
         lo, hi = (float(x) for x in band.split("-"))
         bands.append({"band": band, "lower_quantile": lo, "upper_quantile": hi, "texts": texts})
     return {"neuron_index": {"layer": layer, "neuron": neuron}, "bands": bands}
+
+
+# -- most negative examples ---------------------------------------------------------------------
+
+NONNEGATIVE_NOTE = (
+    "this model's activation (ReLU) is never negative, so it has no negative examples"
+)
+
+
+def _nonnegative(store: DataStore, model: str) -> bool:
+    return bool(store.metadata_row(model).get("nonnegative") or False)
+
+
+def bottom_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    """The neuron's most negative documents, most negative first, on one colour scale."""
+    index = {"layer": layer, "neuron": neuron}
+    if _nonnegative(store, model):
+        return {"neuron_index": index, "nonnegative": True, "note": NONNEGATIVE_NOTE, "texts": []}
+    rows = store.neuron_rows(NEURON_EXAMPLES, model, layer, neuron)
+    texts = _texts(store, model, _select(rows, rows["kind"] == "bottom"))
+    min_range, max_range = _with_ranges(texts)
+    return {
+        "neuron_index": index,
+        "nonnegative": False,
+        "texts": texts,
+        "min_range": min_range,
+        "max_range": max_range,
+    }
+
+
+def bottom_layer(store: DataStore, model: str, layer: int) -> dict:
+    """Neurons ranked by their most negative activation over the dataset, most negative first."""
+    if _nonnegative(store, model):
+        return {"nonnegative": True, "note": NONNEGATIVE_NOTE, "negative_neurons": []}
+    df = store.frame(NEURON_STATS, model, layer).sort(["min", "neuron"])
+    return {
+        "nonnegative": False,
+        "num_neurons": df.height,
+        "negative_neurons": [
+            [{"layer": layer, "neuron": n}, v]
+            for n, v in zip(df["neuron"].to_list(), _floats(df["min"]), strict=True)
+            if v < 0
+        ],
+    }
+
+
+# -- similar neurons by co-activation -----------------------------------------------------------
+
+
+def similar_neuron(store: DataStore, model: str, layer: int, neuron: int) -> dict:
+    """The 10 neurons of any layer most (anti-)correlated with this one on the activation sample."""
+    rows = store.neuron_rows(NEURON_COACTIVATION, model, layer, neuron)
+    positions = store.frame(ACTIVATION_SAMPLE_WINDOWS, model)["length"].sum()
+    similar = [
+        {
+            "layer": int(ol),
+            "neuron": int(on),
+            "correlation": c,
+            "sign": "positive" if c >= 0 else "negative",
+        }
+        for ol, on, c in zip(
+            rows["other_layer"].tolist(),
+            rows["other_neuron"].tolist(),
+            _floats(rows["correlation"]),
+            strict=True,
+        )
+    ]
+    out = {
+        "neuron_index": {"layer": layer, "neuron": neuron},
+        "method": str(rows["method"][0]) if similar else "pearson-activation-sample",
+        "sample_positions": int(positions),
+        "similar": similar,
+    }
+    if not similar:
+        out["note"] = "the neuron is constant on the sample: its correlation is undefined"
+    return out
 
 
 # -- activation statistics --------------------------------------------------------------------
@@ -353,6 +430,21 @@ SERVICES: dict[str, Service] = {
             (NEURON_EXAMPLES, DATASET_TOKENS),
             "Examples sampled from quantile bands of the neuron's document maxima.",
             neuron=quantile_neuron,
+        ),
+        Service(
+            "bottom_examples",
+            # The windows table comes from the same scan as the bottom examples: a model scanned
+            # before they existed lacks it and reports missing data until it is rescanned.
+            (NEURON_EXAMPLES, DATASET_TOKENS, NEURON_STATS, ACTIVATION_SAMPLE_WINDOWS),
+            "Most negative dataset examples with per-token activations (signed activations).",
+            layer=bottom_layer,
+            neuron=bottom_neuron,
+        ),
+        Service(
+            "similar_neurons",
+            (NEURON_COACTIVATION, ACTIVATION_SAMPLE_WINDOWS),
+            "The 10 most correlated neurons of any layer, with sign, on a seeded activation sample.",
+            neuron=similar_neuron,
         ),
         Service(
             "activation_stats",

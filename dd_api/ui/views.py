@@ -253,6 +253,9 @@ def neuron_page(store: DataStore, model: str, layer: str, neuron: str) -> dict:
         quant["bands"] = [
             {**band, "examples": examples(band["texts"])} for band in quant["data"]["bands"]
         ]
+    bottom = sections["bottom_examples"]
+    if bottom["state"] == "ok":
+        bottom["examples"] = examples(bottom["data"]["texts"])  # same colour scale as the top
     stats = sections["activation_stats"]
     if stats["state"] == "ok":
         hist = stats["data"]["histogram"]
