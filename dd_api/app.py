@@ -308,6 +308,8 @@ def neuron2graph_search(
     return json_response({**result, "limit": limit, "offset": offset, "metadata": meta})
 
 
+# A term as the parser reads it: a type, ':', then characters other than an unescaped comma.
+_TOKEN_TERM = r"\s*(any|activating|negative|important)\s*:([^,\\]|\\.)+"
 TokenQuery = Annotated[
     str,
     Parameter(
@@ -317,6 +319,9 @@ TokenQuery = Annotated[
         "trimmed and lower-cased, whitespace-only tokens as they are (write \\n, \\t, \\, "
         "and \\\\ for a newline, tab, comma and backslash). Malformed: 400",
         examples=[Example(value="any:the"), Example(value="negative:\\n")],
+        schema_extra={
+            "pattern": f"^{_TOKEN_TERM}(,{_TOKEN_TERM}){{0,{token_search.MAX_TERMS - 1}}}$"
+        },
     ),
 ]
 
