@@ -29,7 +29,7 @@ def test_negative_examples_and_coactivation_sections(client):
     assert neg.count('class="ex"') == len(api["texts"]) > 0
     for text in api["texts"]:
         assert f"max <b>{text['max_activation']:.3g}</b>" in neg
-    sim = section(page, "similar")
+    sim = section(page, "coactivation")
     co = client.get("/api/tiny/similar_neurons/1/7").json()["data"]["similar"]
     links = re.findall(r'href="/viz/tiny/(\d+)/(\d+)"', sim)
     for x in co:
@@ -47,4 +47,4 @@ def test_sections_say_not_computed_without_the_tables(tiny, data_copy):
         page = c.get("/viz/tiny/0/3")
         assert page.status_code == 200
         assert "not computed" in section(page.text, "negative")
-        assert "not computed" in section(page.text, "similar")
+        assert "not computed" in section(page.text, "coactivation")
