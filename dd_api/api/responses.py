@@ -14,7 +14,13 @@ from functools import reduce
 import msgspec
 from msgspec import Struct
 
-from dd_api.query.schemas import ExplanationSearch, Metadata, Prediction, TokenSearch
+from dd_api.query.schemas import (
+    ExplanationSearch,
+    Metadata,
+    ModelTokenSearch,
+    Prediction,
+    TokenSearch,
+)
 from dd_api.query.services import LEVELS, SERVICES
 
 
@@ -44,6 +50,12 @@ class ModelList(Struct):
 
 
 class TokenSearchResponse(TokenSearch):
+    limit: int
+    offset: int
+    metadata: Metadata
+
+
+class ModelTokenSearchResponse(ModelTokenSearch):
     limit: int
     offset: int
     metadata: Metadata
