@@ -26,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from dd_api.api.controller import ServiceController
 from dd_api.api.errors import HANDLERS
+from dd_api.api.schema_plugin import ClosedStructs
 from dd_api.api.system import doc, doc_schema, guard_request, health
 from dd_api.query.store import DataStore
 from dd_api.settings import ApiSettings, get_settings
@@ -56,6 +57,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             backend="gzip", minimum_size=GZIP_MIN_BYTES, gzip_compress_level=1
         ),
         exception_handlers=HANDLERS,
+        plugins=[ClosedStructs()],
         openapi_config=OpenAPIConfig(
             title="deepdecipher",
             version="0.1.0",
