@@ -48,3 +48,13 @@ def test_sections_say_not_computed_without_the_tables(tiny, data_copy):
         assert page.status_code == 200
         assert "not computed" in section(page.text, "negative")
         assert "not computed" in section(page.text, "coactivation")
+
+
+def test_model_and_index_pages_state_n2g_coverage_in_neurons(client):
+    overall = client.get("/api/tiny/neuron2graph").json()["data"]["overall"]
+    meta = client.get("/api/tiny/metadata").json()["data"]
+    total = meta["num_layers"] * meta["layer_size"]
+    assert overall["num_graphs"] > 0
+    stated = f"{overall['num_graphs']}/{total} neurons"
+    assert stated in section(client.get("/viz/tiny").text, "services")
+    assert stated in client.get("/viz").text
