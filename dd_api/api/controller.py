@@ -42,6 +42,7 @@ from dd_api.query.errors import MissingData, NotFound
 from dd_api.query.refs import ModelRef, Ref, model_ref, neuron_ref, resolve
 from dd_api.query.services import SERVICES, run, service
 from dd_api.query.store import Cold, DataStore
+from dd_api.query.terms import MAX_TERMS
 from dd_api.settings import ApiSettings
 from dd_assets.registry import NAME_PATTERN
 
@@ -114,7 +115,7 @@ SearchQuery = Annotated[
         "intersect, types within a term unite; tokens are matched trimmed and lower-cased. "
         "Malformed: 400",
         examples=[Example(value="any:the"), Example(value="activating:import,important:from")],
-        schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{n2g.MAX_TERMS - 1}}}$"},
+        schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{MAX_TERMS - 1}}}$"},
     ),
 ]
 # A term as token_search's parser reads it: a type, ':', then characters other than an unescaped
@@ -129,9 +130,7 @@ IndexQuery = Annotated[
         "trimmed and lower-cased, whitespace-only tokens as they are (write \\n, \\t, \\, "
         "and \\\\ for a newline, tab, comma and backslash). Malformed: 400",
         examples=[Example(value="any:the"), Example(value="negative:\\n")],
-        schema_extra={
-            "pattern": f"^{_INDEX_TERM}(,{_INDEX_TERM}){{0,{token_search.MAX_TERMS - 1}}}$"
-        },
+        schema_extra={"pattern": f"^{_INDEX_TERM}(,{_INDEX_TERM}){{0,{MAX_TERMS - 1}}}$"},
     ),
 ]
 TokenSearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]

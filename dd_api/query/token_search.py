@@ -20,29 +20,23 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dd_api.query.errors import BadRequest, MissingData, echo
+from dd_api.query.errors import MissingData
 from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import ModelRef
 from dd_api.query.schemas import IndexEntry, ModelTokenMatch, ModelTokenSearch
 from dd_api.query.store import DataStore
+from dd_api.query.terms import Term, parse_terms
 from dd_assets.methods.token_index import index_key
 from dd_assets.tables import TOKEN_INDEX
 
 KINDS = ("activating", "negative", "important")
 TYPES = ("any", *KINDS)
 SOURCES = ("examples", "graph", "both")
-MAX_TERMS = 16
 GRAMMAR = (
     "expected type:token[,type:token...] with type one of any, activating, negative, important "
     "(write a newline as \\n, a tab as \\t, a comma as \\,, a backslash as \\\\)"
 )
 _ESCAPES = {"n": "\n", "t": "\t", ",": ",", "\\": "\\"}
-
-
-@dataclass(frozen=True)
-class Term:
-    kinds: tuple[str, ...]
-    token: str
 
 
 def _unescape(text: str) -> str:
@@ -51,22 +45,7 @@ def _unescape(text: str) -> str:
 
 def parse_query(query: str | None) -> list[Term]:
     """``any:the,negative:\\n`` -> terms; BadRequest stating the grammar for anything else."""
-    if query is None or not query.strip():
-        raise BadRequest(f"query is empty; {GRAMMAR}")
-    parts = re.split(r"(?<!\\),", query)
-    if len(parts) > MAX_TERMS:
-        raise BadRequest(f"at most {MAX_TERMS} terms per query, got {len(parts)}")
-    terms = []
-    for part in parts:
-        kind, sep, token = part.partition(":")
-        kind = kind.strip().lower()
-        if not sep or kind not in TYPES:
-            raise BadRequest(f"malformed term {echo(part)}: {GRAMMAR}")
-        token = _unescape(token)
-        if token == "":
-            raise BadRequest(f"term {echo(part)} has an empty token: {GRAMMAR}")
-        terms.append(Term(KINDS if kind == "any" else (kind,), index_key(token)))
-    return terms
+    return parse_terms(query, KINDS, GRAMMAR, lambda t: index_key(_unescape(t)) if t else "")
 
 
 @dataclass(frozen=True)
