@@ -28,6 +28,7 @@ from dd_api.api.controller import ServiceController
 from dd_api.api.errors import HANDLERS
 from dd_api.api.inference import InferenceClient
 from dd_api.api.live import LiveController
+from dd_api.api.schema_plugin import ClosedStructs
 from dd_api.api.system import doc, doc_schema, guard_request, health
 from dd_api.query.store import DataStore
 from dd_api.settings import ApiSettings, get_settings
@@ -72,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             backend="gzip", minimum_size=GZIP_MIN_BYTES, gzip_compress_level=1
         ),
         exception_handlers=HANDLERS,
+        plugins=[ClosedStructs()],
         openapi_config=OpenAPIConfig(
             title="deepdecipher",
             version="0.1.0",

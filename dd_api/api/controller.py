@@ -5,7 +5,8 @@ Routes (all GET):
 - ``/api``: every served model's metadata.
 - ``/api/{model}/{service}[/{layer}[/{neuron}]]``: one service (or ``all``) at model, layer or
   neuron level, as DeepDecipher's envelope (built in `envelope`, and nowhere else).
-- ``/api/{model}/neuron2graph-search``, ``/api/{model}/explanation-search``: searches.
+- ``/api/{model}/neuron2graph-search``, ``/api/{model}/token-search`` (every neuron's examples
+  and graphs), ``/api/{model}/explanation-search``: searches.
 - ``/api/{model}/neuron2graph-predict/{layer}/{neuron}``: a graph run over the caller's text.
 
 Each answer is computed on the event loop when everything it reads is cached, and in a worker
@@ -32,14 +33,16 @@ from dd_api.api.responses import (
     ExplanationSearchResponse,
     Missing,
     ModelList,
+    ModelTokenSearchResponse,
     PredictionResponse,
     TokenSearchResponse,
 )
-from dd_api.query import n2g, search
+from dd_api.query import n2g, search, token_search
 from dd_api.query.errors import MissingData, NotFound
 from dd_api.query.refs import ModelRef, Ref, model_ref, neuron_ref, resolve
 from dd_api.query.services import SERVICES, run, service
 from dd_api.query.store import Cold, DataStore
+from dd_api.query.terms import MAX_TERMS
 from dd_api.settings import ApiSettings
 from dd_assets.registry import NAME_PATTERN
 
@@ -112,7 +115,22 @@ SearchQuery = Annotated[
         "intersect, types within a term unite; tokens are matched trimmed and lower-cased. "
         "Malformed: 400",
         examples=[Example(value="any:the"), Example(value="activating:import,important:from")],
-        schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{n2g.MAX_TERMS - 1}}}$"},
+        schema_extra={"pattern": f"^{_TERM}(,{_TERM}){{0,{MAX_TERMS - 1}}}$"},
+    ),
+]
+# A term as token_search's parser reads it: a type, ':', then characters other than an unescaped
+# comma (schemathesis: a schema-valid query must not be a 400).
+_INDEX_TERM = r"\s*(any|activating|negative|important)\s*:([^,\\]|\\.)+"
+IndexQuery = Annotated[
+    str,
+    Parameter(
+        query="query",
+        description="type:token[,type:token...], type = any | activating | negative | important "
+        "(any = all three); terms intersect, types within a term unite; tokens are matched "
+        "trimmed and lower-cased, whitespace-only tokens as they are (write \\n, \\t, \\, "
+        "and \\\\ for a newline, tab, comma and backslash). Malformed: 400",
+        examples=[Example(value="any:the"), Example(value="negative:\\n")],
+        schema_extra={"pattern": f"^{_INDEX_TERM}(,{_INDEX_TERM}){{0,{MAX_TERMS - 1}}}$"},
     ),
 ]
 TokenSearchLimit = Annotated[int, Parameter(ge=1, le=1000, description="Page size")]
@@ -324,6 +342,42 @@ class ServiceController(Controller):
             ref = model_ref(store, model)
             return searched(
                 lambda: n2g.search(store, ref, terms, limit, offset),
+                ref.meta,
+                limit=limit,
+                offset=offset,
+            )
+
+        return await answer(store, compute)
+
+    @get(
+        "/{model:str}/token-search",
+        operation_id="tokenSearch",
+        name="api:token-search",
+        summary="Neurons that fire (or go most negative) on tokens, over every neuron",
+        responses={
+            200: success(ModelTokenSearchResponse | Missing, "Matches"),
+            **errors(
+                e400="Malformed query, or a bad limit/offset",
+                e404="Unknown model",
+            ),
+        },
+    )
+    async def model_token_search(
+        self,
+        state: State,
+        model: Model,
+        terms: IndexQuery,
+        limit: TokenSearchLimit = 100,
+        offset: Offset = 0,
+    ) -> Response:
+        """Token search over the whole-model index (top/bottom examples and N2G graphs), each hit
+        naming the entries it matched and their source (examples, graph or both)."""
+        store = _state(state)
+
+        def compute() -> dict:
+            ref = model_ref(store, model)
+            return searched(
+                lambda: token_search.search(store, ref, terms, limit, offset),
                 ref.meta,
                 limit=limit,
                 offset=offset,

@@ -18,6 +18,7 @@ from dd_api.query.schemas import (
     ExplanationSearch,
     LiveActivations,
     Metadata,
+    ModelTokenSearch,
     Prediction,
     TextSearch,
     TokenSearch,
@@ -51,6 +52,12 @@ class ModelList(Struct):
 
 
 class TokenSearchResponse(TokenSearch):
+    limit: int
+    offset: int
+    metadata: Metadata
+
+
+class ModelTokenSearchResponse(ModelTokenSearch):
     limit: int
     offset: int
     metadata: Metadata

@@ -9,7 +9,6 @@ by (layer, neuron).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import msgspec
@@ -17,7 +16,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from dd_api.query.errors import BadRequest, MissingData, Unavailable, echo
+from dd_api.query.errors import BadRequest, MissingData, Unavailable
 from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import LayerRef, ModelRef, NeuronRef
 from dd_api.query.schemas import (
@@ -35,6 +34,7 @@ from dd_api.query.schemas import (
     TokenSearch,
 )
 from dd_api.query.store import DataStore
+from dd_api.query.terms import Term, parse_terms
 from dd_api.query.values import num
 from dd_assets.methods.n2g.tokens import search_key
 from dd_assets.methods.n2g.trie import PredictionTrie
@@ -42,7 +42,6 @@ from dd_assets.tables import MODEL_TOKENIZER, N2G_GRAPHS, N2G_TOKEN_INDEX, NEURO
 
 KINDS = ("activating", "important")
 TYPES = ("any", *KINDS)
-MAX_TERMS = 16
 MAX_PREDICT_CHARS = 2000
 
 
@@ -167,31 +166,12 @@ def model(store: DataStore, ref: ModelRef) -> GraphModel:
 # -- token search -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Term:
-    kinds: tuple[str, ...]
-    token: str
+GRAMMAR = "expected type:token[,type:token...] with type one of any, activating, important"
 
 
 def parse_query(query: str | None) -> list[Term]:
     """``any:the,activating:cat`` -> terms; BadRequest with the grammar for anything else."""
-    grammar = "expected type:token[,type:token...] with type one of any, activating, important"
-    if query is None or not query.strip():
-        raise BadRequest(f"query is empty; {grammar}")
-    parts = [p.replace("\\,", ",") for p in re.split(r"(?<!\\),", query)]
-    if len(parts) > MAX_TERMS:
-        raise BadRequest(f"at most {MAX_TERMS} terms per query, got {len(parts)}")
-    terms = []
-    for part in parts:
-        kind, sep, token = part.partition(":")
-        kind = kind.strip().lower()
-        if not sep or kind not in TYPES:
-            raise BadRequest(f"malformed term {echo(part)}: {grammar}")
-        key = search_key(token)
-        if not key:
-            raise BadRequest(f"term {echo(part)} has an empty token: {grammar}")
-        terms.append(Term(KINDS if kind == "any" else (kind,), key))
-    return terms
+    return parse_terms(query, KINDS, GRAMMAR, lambda t: search_key(t.replace("\\,", ",")))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def doc_tokens(store: DataStore, model: str) -> dict[int, tuple[list[str], str]]
     return store.derived("doc_tokens", (DATASET_TOKENS,), model, build)
 
 
-def _texts(
+def texts_of(
     store: DataStore, model: str, rows: dict, which: np.ndarray, shared_range: bool
 ) -> list[Text]:
     """DeepDecipher's text objects for rows `which` of a neuron's neuron_examples; with
@@ -81,7 +81,7 @@ def _texts(
 def neuron(store: DataStore, ref: NeuronRef) -> NeuroscopeNeuron:
     rows = store.neuron_rows(NEURON_EXAMPLES, ref.model.name, ref.layer, ref.neuron)
     top = [i for i, kind in enumerate(rows["kind"].tolist()) if kind == "top"]
-    texts = _texts(store, ref.model.name, rows, np.asarray(top, dtype=np.intp), True)
+    texts = texts_of(store, ref.model.name, rows, np.asarray(top, dtype=np.intp), True)
     first = texts[0] if texts else None
     return NeuroscopeNeuron(
         neuron_index=ref.index,
@@ -101,7 +101,7 @@ def quantiles(store: DataStore, ref: NeuronRef) -> QuantileNeuron:
             members.setdefault(band, []).append(i)
     bands = []
     for band, which in members.items():
-        texts = _texts(store, ref.model.name, rows, np.asarray(which, dtype=np.intp), False)
+        texts = texts_of(store, ref.model.name, rows, np.asarray(which, dtype=np.intp), False)
         lo, hi = (float(x) for x in band.split("-"))
         bands.append(QuantileBand(band=band, lower_quantile=lo, upper_quantile=hi, texts=texts))
     return QuantileNeuron(neuron_index=ref.index, bands=bands)

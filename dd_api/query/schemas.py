@@ -312,6 +312,48 @@ class Prediction(Struct):
     mode: str
 
 
+# -- bottom_examples, similar_neurons (every neuron, both signs) ------------------------------
+
+
+class BottomNeuron(Struct, omit_defaults=True):
+    """A neuron's most negative documents, most negative first, on one colour scale."""
+
+    neuron_index: NeuronIndex
+    nonnegative: bool
+    """The model's hooked activation is never negative (ReLU): no texts, and ``note`` says so."""
+    texts: list[Text]
+    min_range: float | None = None
+    max_range: float | None = None
+    note: str | None = None
+
+
+class BottomLayer(Struct, omit_defaults=True):
+    nonnegative: bool
+    negative_neurons: list[tuple[NeuronIndex, float]]
+    """Neurons whose dataset min is below 0, most negative first, with that min."""
+    num_neurons: int | None = None
+    note: str | None = None
+
+
+class CoactiveNeuron(Struct):
+    layer: int
+    neuron: int
+    correlation: float
+    sign: str
+    """``positive`` or ``negative`` (the sign of the correlation)."""
+
+
+class SimilarNeurons(Struct, omit_defaults=True):
+    """The neurons of any layer most (anti-)correlated with this one on the activation sample."""
+
+    neuron_index: NeuronIndex
+    method: str
+    sample_positions: int
+    similar: list[CoactiveNeuron]
+    note: str | None = None
+    """Set when the list is empty: the neuron is constant on the sample."""
+
+
 # -- searches ---------------------------------------------------------------------------------
 
 
@@ -392,3 +434,30 @@ class TextSearch(Struct):
     """Neurons whose dataset max is <= 0: no ratio, so counted but not ranked."""
     layers: list[int]
     method: dict[str, str]
+
+
+class IndexEntry(Struct):
+    """One entry of the whole-model token index that a hit matched."""
+
+    token: str
+    kind: str
+    """``activating``, ``negative`` or ``important``."""
+    source: str
+    """``examples``, ``graph`` or ``both``."""
+    activation: float | None
+
+
+class ModelTokenMatch(Struct):
+    layer: int
+    neuron: int
+    activation: float | None
+    """Strongest matched activation (fraction of the neuron's max, or of its min for
+    ``negative``); null for important-only matches."""
+    matches: list[IndexEntry]
+
+
+class ModelTokenSearch(Struct):
+    data: list[ModelTokenMatch]
+    total: int
+    query: str
+    """The query as understood (canonical form)."""

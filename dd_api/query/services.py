@@ -16,12 +16,14 @@ from typing import Any
 
 from msgspec import Struct
 
-from dd_api.query import explainer, logits, n2g, neuroscope, stats
+from dd_api.query import bottom, coactivation, explainer, logits, n2g, neuroscope, stats
 from dd_api.query.catalog import SERVICE_TABLES
 from dd_api.query.errors import MissingData, NotFound, echo
 from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import ModelRef, Ref, level
 from dd_api.query.schemas import (
+    BottomLayer,
+    BottomNeuron,
     ExplainerLayer,
     ExplainerModel,
     ExplainerNeuron,
@@ -34,6 +36,7 @@ from dd_api.query.schemas import (
     NeuroscopeModel,
     NeuroscopeNeuron,
     QuantileNeuron,
+    SimilarNeurons,
     StatsLayer,
     StatsModel,
     StatsNeuron,
@@ -129,6 +132,17 @@ SERVICES: dict[str, Service] = {
             neuron=Level(neuroscope.quantiles, QuantileNeuron),
         ),
         Service(
+            "bottom_examples",
+            "Most negative dataset examples with per-token activations (signed activations).",
+            layer=Level(bottom.layer, BottomLayer),
+            neuron=Level(bottom.neuron, BottomNeuron),
+        ),
+        Service(
+            "similar_neurons",
+            "The 10 most correlated neurons of any layer, with sign, on a seeded activation sample.",
+            neuron=Level(coactivation.neuron, SimilarNeurons),
+        ),
+        Service(
             "activation_stats",
             "Activation statistics and histogram over the whole dataset.",
             model=Level(stats.model, StatsModel),
@@ -166,7 +180,7 @@ def service(name: str) -> Service:
     return found
 
 
-class Coverage(Struct):
+class Coverage(Struct, omit_defaults=True):
     """How many layers of a model one service has data for (the UI's model cards)."""
 
     name: str
@@ -175,6 +189,18 @@ class Coverage(Struct):
     num_layers: int
     state: str
     """``ok`` (every layer), ``partial`` or ``missing``."""
+    neurons: int | None = None
+    """For a service computed for some neurons of a layer only (Neuron2Graph): how many have
+    data, so that "every layer" is not read as "every neuron"."""
+    total_neurons: int | None = None
+
+
+def _graphed_neurons(store: DataStore, ref: ModelRef) -> int:
+    return n2g.model(store, ref).overall.num_graphs
+
+
+PER_NEURON: dict[str, Callable[[DataStore, ModelRef], int]] = {"neuron2graph": _graphed_neurons}
+"""Services whose coverage is stated in neurons as well as layers."""
 
 
 def coverage(store: DataStore, ref: ModelRef) -> list[Coverage]:
@@ -191,5 +217,9 @@ def coverage(store: DataStore, ref: ModelRef) -> list[Coverage]:
         ]
         done = min(counts)
         state = "ok" if done == ref.num_layers else "partial" if done else "missing"
-        out.append(Coverage(name, svc.description, done, ref.num_layers, state))
+        cov = Coverage(name, svc.description, done, ref.num_layers, state)
+        if name in PER_NEURON:
+            cov.neurons = PER_NEURON[name](store, ref) if done else 0
+            cov.total_neurons = ref.num_layers * ref.layer_size
+        out.append(cov)
     return out

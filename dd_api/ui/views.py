@@ -225,6 +225,9 @@ def neuron_page(store: DataStore, ref: NeuronRef) -> dict:
              "examples": examples(band.texts)}
             for band in quant["data"].bands
         ]  # fmt: skip
+    bottom = sections["bottom_examples"]
+    if bottom["state"] == "ok":
+        bottom["examples"] = examples(bottom["data"].texts)  # same colour scale as the top
     st = sections["activation_stats"]
     if st["state"] == "ok":
         hist = st["data"].histogram

@@ -27,8 +27,8 @@ GOLDEN = Path(__file__).parent / "golden" / "tiny.json"
 UPDATE = os.environ.get("DD_UPDATE_GOLDEN") == "1"
 NO_GRAPH = (0, 2)
 SERVICES = [
-    "metadata", "neuroscope", "quantile_examples", "activation_stats", "logit_effects",
-    "neuron2graph", "neuron_explainer", "all",
+    "metadata", "neuroscope", "quantile_examples", "bottom_examples", "similar_neurons",
+    "activation_stats", "logit_effects", "neuron2graph", "neuron_explainer", "all",
 ]  # fmt: skip
 
 
@@ -44,6 +44,10 @@ def requests(tiny) -> list[str]:
         f"/api/tiny/neuron2graph-search?query=any:{token}",
         f"/api/tiny/neuron2graph-search?query=activating:{token}&limit=3&offset=1",
         "/api/tiny/neuron2graph-search?query=nope:x",
+        f"/api/tiny/token-search?query=any:{token}&limit=5",
+        f"/api/tiny/token-search?query=negative:{token}&limit=3&offset=1",
+        "/api/tiny/token-search?query=any:%5Cn&limit=3",
+        "/api/tiny/token-search?query=sometimes:x",
         f"/api/tiny/explanation-search?q={word}",
         f"/api/tiny/explanation-search?q={word}&limit=2&offset=1",
         "/api/tiny/explanation-search?q=%21%21",
