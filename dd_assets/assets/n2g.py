@@ -20,6 +20,7 @@ from dd_assets.methods.n2g.export import collapse, to_deepdecipher, to_dot, to_s
 from dd_assets.methods.n2g.probe import NeuronProbe
 from dd_assets.methods.n2g.sample_fidelity import fidelity_summary
 from dd_assets.methods.n2g.similarity import similar_pairs
+from dd_assets.methods.token_index import graph_tokens
 from dd_assets.models import model_shape, vocabulary_strings
 from dd_assets.partitions import (
     MODEL_TO_LAYERS,
@@ -221,18 +222,7 @@ def n2g_token_index(context: dg.AssetExecutionContext, tables: DeltaTables) -> p
         None,
         ["layer", "neuron", "activating_tokens", "activating_values", "important_tokens"],
     )
-    act = g.select(
-        "layer", "neuron", token="activating_tokens", activation="activating_values"
-    ).explode("token", "activation")
-    imp = g.select("layer", "neuron", token="important_tokens").explode("token")
-    frame = pl.concat(
-        [
-            act.with_columns(kind=pl.lit("activating")),
-            imp.with_columns(kind=pl.lit("important"), activation=pl.lit(None, pl.Float32)),
-        ],
-        how="diagonal_relaxed",
-    ).drop_nulls("token")
-    frame = frame.with_columns(model=pl.lit(model)).cast(dict(N2G_TOKEN_INDEX.schema))
+    frame = graph_tokens(g).with_columns(model=pl.lit(model)).cast(dict(N2G_TOKEN_INDEX.schema))
     context.add_output_metadata({"entries": frame.height, "tokens": frame["token"].n_unique()})
     return frame
 

@@ -70,18 +70,22 @@ def example_entries(
 
 def graph_entries(graphs: pl.DataFrame) -> pl.DataFrame:
     """Activating and important tokens of N2G graphs (their own normalised activations)."""
+    return graph_tokens(graphs).group_by(KEYS).agg(pl.col("activation").max())
+
+
+def graph_tokens(graphs: pl.DataFrame) -> pl.DataFrame:
+    """Every activating and important token row of N2G graphs, as listed (not deduplicated)."""
     act = graphs.select(
         "layer", "neuron", token="activating_tokens", activation="activating_values"
     ).explode("token", "activation")
     imp = graphs.select("layer", "neuron", token="important_tokens").explode("token")
-    frame = pl.concat(
+    return pl.concat(
         [
             act.with_columns(kind=pl.lit("activating")),
             imp.with_columns(kind=pl.lit("important"), activation=pl.lit(None, pl.Float32)),
         ],
         how="diagonal_relaxed",
     ).drop_nulls("token")
-    return frame.group_by(KEYS).agg(pl.col("activation").max())
 
 
 def merge_entries(examples: pl.DataFrame, graphs: pl.DataFrame) -> pl.DataFrame:
