@@ -27,9 +27,9 @@ from dd_assets import storage
 from dd_assets.assets.explanations import add_sampled_windows, vocabulary
 from dd_assets.methods.explain.offline import offline_explanations
 from dd_assets.methods.explain.records import cut_excerpts
-from dd_assets.methods.explain.semantic import embed_explanations, hybrid_rank
+from dd_assets.methods.explain.semantic import embed_explanations
 from dd_assets.methods.explain.summary import scorer_summaries
-from dd_assets.methods.sentence_encoder import default_encoder
+from dd_assets.methods.sentence_encoder import ENCODER, default_encoder
 from dd_assets.settings import data_root
 from dd_assets.tables import (
     DATASET_TOKENS,
@@ -62,41 +62,33 @@ def print_row(layer: str, r: dict) -> None:
           f"{f(r['mean_score_top'])} {f(r['mean_score_random'])}")  # fmt: skip
 
 
-def semantic_search(frame: pl.DataFrame, index: ExplanationIndex) -> None:
+def semantic_search(frame: pl.DataFrame) -> None:
     """Embed every explanation as the pipeline does, then time hybrid queries against BM25 alone
-    (the baseline, same process, same queries)."""
+    (the baseline: same index, same process, same queries)."""
     frame = frame.filter(pl.col("status") == "ok").sort("layer", "neuron")
     encoder = default_encoder()
     t0 = time.perf_counter()
     vectors = embed_explanations(encoder, frame["kind"].to_list(), frame["explanation"].to_list())
     print(f"embedded {len(vectors)} explanations in {time.perf_counter() - t0:.1f} s")
-    row_of = {(la, ne): i for i, (la, ne) in enumerate(frame.select("layer", "neuron").iter_rows())}
+    embeddings = frame.select("layer", "neuron").with_columns(
+        encoder=pl.lit(ENCODER), embedding=pl.Series(vectors).cast(pl.List(pl.Float32))
+    )
+    index = ExplanationIndex.build(frame, embeddings)
     queries = ["closing brackets", "def", "import statements", "newline", "numbers", "self"]
-    bm25_t, hybrid_t = [], []
+    timings: dict[str, list[float]] = {"bm25": [], "hybrid": []}
     for i in range(300):
         q = queries[i % len(queries)]
-        t0 = time.perf_counter()
-        index.search(q, 20, 0)
-        t1 = time.perf_counter()
-        hits, _ = index.search(q, 100, 0)
-        bm25 = np.zeros(len(vectors))
-        for h in hits:
-            bm25[row_of[(h["layer"], h["neuron"])]] = h["relevance"]
-        cosine = vectors @ encoder.embed([q])[0]
-        rows, _ = hybrid_rank(bm25, cosine)
-        t2 = time.perf_counter()
-        bm25_t.append(t1 - t0)
-        hybrid_t.append(t2 - t0)
-    for name, t in (("bm25 only", bm25_t), ("bm25 + embedding", hybrid_t)):
+        for mode, t in timings.items():
+            t0 = time.perf_counter()
+            index.search(q, 20, 0, mode)
+            t.append(time.perf_counter() - t0)
+    for mode, t in timings.items():
         p50, p99 = np.quantile(t, [0.5, 0.99]) * 1e3
-        print(f"  {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    cosine = vectors @ encoder.embed(["closing brackets"])[0]
-    rows, _ = hybrid_rank(np.zeros(len(vectors)), cosine)
+        print(f"  {index.ranking_name(mode)}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    hits, _, _ = index.search("closing brackets", 5, 0)
     print("  'closing brackets' ->")
-    for r in rows[:5].tolist():
-        print(
-            f"    layer {frame['layer'][r]} neuron {frame['neuron'][r]}: {frame['explanation'][r]}"
-        )
+    for h in hits:
+        print(f"    layer {h.layer} neuron {h.neuron}: {h.explanation}")
 
 
 def main() -> None:
@@ -171,7 +163,7 @@ def main() -> None:
     print(f"search index over {len(index.layer)} explanations: built in {build_s:.2f} s; "
           f"query p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
     if args.search:
-        semantic_search(after, index)
+        semantic_search(after)
     example = pl.DataFrame(frame).sort("score", descending=True, nulls_last=True).head(3)
     for row in example.iter_rows(named=True):
         print(

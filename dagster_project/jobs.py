@@ -3,7 +3,10 @@
 import dagster as dg
 
 from dd_assets.assets.coactivation import neuron_coactivation
-from dd_assets.assets.explanation_embeddings import explanation_embeddings
+from dd_assets.assets.explanation_embeddings import (
+    explanation_embeddings,
+    token_description_vectors,
+)
 from dd_assets.assets.explanations import explanations
 from dd_assets.assets.logit_effects import logit_effects
 from dd_assets.assets.metadata import model_metadata
@@ -20,15 +23,14 @@ MODEL_ASSETS = [
     neuron_coactivation,
     model_metadata,
     model_tokenizer,
+    token_description_vectors,
 ]
-# explanations after n2g_graphs: the offline explainer scores with the layer's N2G graphs.
-LAYER_ASSETS = [logit_effects, n2g_graphs, explanations]
-# Not in the default run yet: explanation-search does not read the vectors, and embedding all 46,080
-# explanations on 2 CPU cores would cost minutes of the main job. Materialize it from the UI.
-OPTIONAL_LAYER_ASSETS = [explanation_embeddings]
+# explanations after n2g_graphs: the offline explainer scores with the layer's N2G graphs;
+# explanation_embeddings after explanations: explanation-search ranks by them.
+LAYER_ASSETS = [logit_effects, n2g_graphs, explanations, explanation_embeddings]
 # Model-level assets that read every layer of a per-layer asset: run after all layers are done.
 SUMMARY_ASSETS = [n2g_token_index, neuron_similarity, token_index, n2g_fidelity]
-ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS, *OPTIONAL_LAYER_ASSETS, *SUMMARY_ASSETS]
+ALL_ASSETS = [*MODEL_ASSETS, *LAYER_ASSETS, *SUMMARY_ASSETS]
 
 model_job = dg.define_asset_job(
     "model_assets",

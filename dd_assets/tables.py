@@ -364,6 +364,20 @@ EXPLANATION_EMBEDDINGS = TableSpec(
     description="A sentence embedding of each explanation, for semantic explanation search.",
 )
 
+TOKEN_DESCRIPTION_VECTORS = TableSpec(
+    name="token_description_vectors",
+    schema=_schema(
+        model=STR,
+        description=STR,  # a dataset token in words (`semantic.describe_token`), e.g. "comma"
+        encoder=STR,  # the sentence encoder, e.g. "all-MiniLM-L6-v2"
+        embedding=pl.List(pl.Float32),  # unit vector (384 floats)
+    ),
+    partition_by=("model",),
+    sort_by=("model", "description"),
+    description="A sentence embedding of every dataset token's description, shared by all layers' "
+    "top-tokens explanation vectors.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -384,5 +398,6 @@ TABLES: dict[str, TableSpec] = {
         MODEL_TOKENIZER,
         EXPLANATIONS,
         EXPLANATION_EMBEDDINGS,
+        TOKEN_DESCRIPTION_VECTORS,
     )
 }

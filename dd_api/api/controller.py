@@ -16,7 +16,7 @@ thread otherwise (`answer`), so a cold Delta read never stalls other requests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import msgspec
@@ -144,10 +144,18 @@ Text = Annotated[
 SearchText = Annotated[
     str,
     Parameter(
-        description="Words to find in explanations (all must occur), "
-        f"at most {search.MAX_QUERY} characters",
+        description="What to find in explanations, at most "
+        f"{search.MAX_QUERY} characters: words (BM25, every word must occur) and meaning "
+        "(sentence-embedding similarity), fused as `mode` says",
         examples=[Example(value="def")],
         schema_extra={"pattern": search.WORD.pattern, "max_length": search.MAX_QUERY},
+    ),
+]
+SearchMode = Annotated[
+    Literal["hybrid", "bm25", "embedding"],
+    Parameter(
+        description="hybrid: reciprocal-rank fusion of BM25 and embedding similarity; bm25: words "
+        "only; embedding: meaning only. Each response names the ranking it used in `ranking`"
     ),
 ]
 SearchLimit = Annotated[int, Parameter(ge=1, le=100, description="Results per page")]
@@ -424,12 +432,13 @@ class ServiceController(Controller):
         q: SearchText,
         limit: SearchLimit = 20,
         offset: SearchOffset = 0,
+        mode: SearchMode = "hybrid",
     ) -> Response:
-        """Full-text search over a model's explanations, best match first, paginated."""
+        """Search over a model's explanations by words and meaning, best match first, paginated."""
         store = _state(state)
 
         def compute() -> dict:
             ref = model_ref(store, model)
-            return searched(lambda: search.search(store, ref, q, limit, offset), ref.meta)
+            return searched(lambda: search.search(store, ref, q, limit, offset, mode), ref.meta)
 
         return await answer(store, compute)

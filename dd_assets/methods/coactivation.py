@@ -28,14 +28,28 @@ class Similar:
     correlation: np.ndarray  # [neuron, k] float32; nan where undefined
 
 
-def standardize(x: Float[np.ndarray, "pos neuron"]) -> tuple[torch.Tensor, np.ndarray]:
-    """Columns centred and scaled so that z.T @ z is the correlation matrix; mask of live columns."""
-    x64 = torch.from_numpy(np.asarray(x, dtype=np.float64))
-    centred = x64 - x64.mean(0)
-    norm = centred.norm(dim=0)  # [neuron]
-    live = norm > 1e-9 * max(float(norm.max()) if norm.numel() else 0.0, 1.0)
-    z = torch.where(live, centred / norm.clamp_min(1e-300), torch.zeros_like(centred))
-    return z.float(), live.numpy()
+def standardize(
+    x: Float[np.ndarray, "pos neuron"], chunk: int = 4096
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Columns centred and scaled so that z.T @ z is the correlation matrix; mask of live columns.
+
+    Centring and norms are computed in float64 (activations with a large offset lose their
+    variance in float32), `chunk` columns at a time: a float64 copy of the whole sample would
+    be 2 x its float32 size (SmolLM2's 2,048 x 46,080 sample: 755 MB per copy).
+    """
+    x = np.asarray(x)
+    n = x.shape[1]
+    z = torch.zeros(x.shape, dtype=torch.float32)
+    norm = np.zeros(n, dtype=np.float64)
+    for start in range(0, n, chunk):
+        part = torch.from_numpy(np.asarray(x[:, start : start + chunk], dtype=np.float64))
+        centred = part - part.mean(0)
+        col_norm = centred.norm(dim=0)
+        norm[start : start + chunk] = col_norm.numpy()
+        z[:, start : start + chunk] = (centred / col_norm.clamp_min(1e-300)).float()
+    live = norm > 1e-9 * max(float(norm.max()) if n else 0.0, 1.0)
+    z[:, torch.from_numpy(~live)] = 0.0
+    return z, live
 
 
 @torch.inference_mode()

@@ -58,7 +58,10 @@ class SentenceEncoder:
         """Vectors of texts embedded before, for callers that embed the same texts again."""
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        # As one 2-D product: numpy runs a stacked (3-D) product with a transposed operand
+        # without BLAS, ~70x slower (measured: 1.5 s against 22 ms for 64 x 6 x 384 @ 384 x 1536).
+        flat = x.reshape(-1, x.shape[-1]) @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        return flat.reshape(*x.shape[:-1], flat.shape[-1])
 
     def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
         return _layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
@@ -99,7 +102,7 @@ class SentenceEncoder:
         pooled = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def embed(self, texts: list[str], batch_size: int = 64) -> Float[np.ndarray, "text dim"]:
+    def embed(self, texts: list[str], batch_size: int = 256) -> Float[np.ndarray, "text dim"]:
         """One unit vector per text; batches group texts of similar length to limit padding."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:

@@ -9,10 +9,12 @@ import pytest
 from litestar.testing import TestClient
 
 from dd_api.app import create_app
-from dd_api.query.search import ExplanationIndex
+from dd_api.query.search import MIN_Z, ExplanationIndex
 from dd_api.settings import ApiSettings
 from dd_assets import storage
-from dd_assets.tables import EXPLANATIONS
+from dd_assets.methods.explain.semantic import RRF_K
+from dd_assets.methods.sentence_encoder import default_encoder
+from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS
 from tests.api.test_live import running_server
 
 
@@ -58,25 +60,101 @@ def test_neuron_explainer_layer_and_model_summaries(client):
     assert all_["neuron_explainer"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
 
 
-def test_search_finds_explanations_ranked_and_paginated(client, tiny):
+def test_bm25_search_finds_explanations_ranked_and_paginated(client, tiny):
     df = storage.read(tiny.root, EXPLANATIONS, "tiny")
     # A word from some explanation: every result must contain it.
     word = "promotes"
-    r = client.get("/api/tiny/explanation-search", params={"q": word, "limit": 5})
+    params = {"q": word, "limit": 5, "mode": "bm25"}
+    r = client.get("/api/tiny/explanation-search", params=params)
     assert r.status_code == 200
     body = r.json()
     assert body["query"] == word and body["metadata"]["name"] == "tiny"
+    assert body["ranking"] == "bm25"
     assert body["total"] == df.filter(pl.col("explanation").str.contains(word)).height
     assert [hit["rank"] for hit in body["data"]] == [1, 2, 3, 4, 5]
     for hit in body["data"]:
         assert word in hit["explanation"]
         assert set(hit) >= {"layer", "neuron", "explanation", "score", "rank"}
-    page2 = client.get("/api/tiny/explanation-search", params={"q": word, "limit": 5, "offset": 5})
+    page2 = client.get("/api/tiny/explanation-search", params={**params, "offset": 5})
     assert [hit["rank"] for hit in page2.json()["data"]] == [6, 7, 8, 9, 10]
     first = {(h["layer"], h["neuron"]) for h in body["data"]}
     assert not first & {(h["layer"], h["neuron"]) for h in page2.json()["data"]}
+    nothing = client.get("/api/tiny/explanation-search", params={"q": "zzzqqq", "mode": "bm25"})
+    assert nothing.json()["data"] == [] and nothing.json()["total"] == 0
+
+
+def _stored_vectors(tiny) -> tuple[list[tuple[int, int]], np.ndarray, list[str]]:
+    """The tiny model's explanations and their stored vectors, in (layer, neuron) order."""
+    df = (
+        storage.read(tiny.root, EXPLANATIONS, "tiny")
+        .filter(pl.col("status") == "ok")
+        .join(storage.read(tiny.root, EXPLANATION_EMBEDDINGS, "tiny"), on=["layer", "neuron"])
+        .sort("layer", "neuron")
+    )
+    keys = list(zip(df["layer"].to_list(), df["neuron"].to_list(), strict=True))
+    return keys, np.asarray(df["embedding"].to_list()), df["explanation"].to_list()
+
+
+def test_hybrid_search_fuses_bm25_and_embedding_ranks(client, tiny):
+    keys, vectors, texts = _stored_vectors(tiny)
+    word = "import"  # in a few explanations' words, and near a few others' tokens
+    body = client.get("/api/tiny/explanation-search", params={"q": word, "limit": 100}).json()
+    assert body["ranking"] == f"hybrid-rrf(bm25, all-MiniLM-L6-v2, k={RRF_K})"
+    bm25 = []
+    for offset in range(0, len(keys), 100):
+        params = {"q": word, "limit": 100, "offset": offset, "mode": "bm25"}
+        bm25 += client.get("/api/tiny/explanation-search", params=params).json()["data"]
+    # Brute force: each list gives 1 / (k + rank); the embedding list is the rows nearest the
+    # query (at most 100, MIN_Z standard deviations above the mean), by the stored vectors.
+    cosine = vectors @ default_encoder().embed([word])[0]
+    floor = cosine.mean() + MIN_Z * cosine.std()
+    near = [i for i in np.argsort(-cosine, kind="stable")[:100] if cosine[i] >= floor]
+    fused: dict[tuple[int, int], float] = {}
+    for rank, hit in enumerate(bm25, 1):
+        key = (hit["layer"], hit["neuron"])
+        fused[key] = fused.get(key, 0.0) + 1 / (RRF_K + rank)
+    for rank, i in enumerate(near, 1):
+        fused[keys[i]] = fused.get(keys[i], 0.0) + 1 / (RRF_K + rank)
+    assert body["total"] == len(fused) and near and bm25
+    got = [(h["layer"], h["neuron"]) for h in body["data"]]
+    assert [round(fused[k], 6) for k in got] == [h["relevance"] for h in body["data"]]
+    assert sorted(fused.values(), reverse=True)[: len(got)] == pytest.approx(
+        [fused[k] for k in got]
+    )
+    for h in body["data"]:
+        i = keys.index((h["layer"], h["neuron"]))
+        assert h["similarity"] == pytest.approx(float(cosine[i]), abs=1e-5)
+        assert (h["bm25"] is not None) == (word in texts[i]) and h["kind"] == "top-tokens"
+
+
+def test_meaning_finds_explanations_that_share_no_word(client, tiny):
+    keys, vectors, texts = _stored_vectors(tiny)
+    # The tiny model's top-tokens explanations quote tokens such as ")" and "]": no word of
+    # "closing brackets" occurs in them, so BM25 finds nothing and the embedding does the work.
+    q = "closing brackets"
+    assert (
+        client.get("/api/tiny/explanation-search", params={"q": q, "mode": "bm25"}).json()["total"]
+        == 0
+    )
+    hits = client.get("/api/tiny/explanation-search", params={"q": q, "limit": 5}).json()["data"]
+    assert hits and all(h["bm25"] is None for h in hits)
+    top = [texts[keys.index((h["layer"], h["neuron"]))] for h in hits]
+    assert any('")"' in t or '"]"' in t or '"}"' in t for t in top[:3]), top
+    embedding = client.get(
+        "/api/tiny/explanation-search", params={"q": q, "limit": 5, "mode": "embedding"}
+    ).json()
+    assert embedding["ranking"] == "embedding-cosine(all-MiniLM-L6-v2)"
+    assert [h["similarity"] for h in embedding["data"]] == sorted(
+        (h["similarity"] for h in embedding["data"]), reverse=True
+    )
+    # Unrelated text is close to no explanation in particular: no match, not 100 poor ones.
     nothing = client.get("/api/tiny/explanation-search", params={"q": "zzzqqq"}).json()
-    assert nothing["data"] == [] and nothing["total"] == 0
+    assert nothing["total"] == 0 and nothing["data"] == []
+
+
+def test_search_mode_must_be_known(client):
+    r = client.get("/api/tiny/explanation-search", params={"q": "x", "mode": "fuzzy"})
+    assert r.status_code == 400 and "mode" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -111,15 +189,16 @@ def test_index_ranks_by_bm25_then_score():
             "layer": [0, 0, 1, 1],
             "neuron": [0, 1, 0, 1],
             "explanation": ["dates and years", "years years", "code", "years in code"],
+            "kind": ["llm"] * 4,
             "score": [0.5, None, 0.9, 0.2],
             "status": ["ok", "ok", "ok", "failed: x"],
         }
     )
     index = ExplanationIndex.build(frame)
-    hits, total = index.search("years", 10, 0)
-    assert total == 2  # the failed row is not indexed
+    hits, total, ranking = index.search("years", 10, 0)
+    assert total == 2 and ranking == "bm25"  # the failed row is not indexed; no vectors
     assert [(h.layer, h.neuron) for h in hits] == [(0, 1), (0, 0)]  # tf 2 beats tf 1
-    hits, total = index.search("years dates", 10, 0)
+    hits, total, _ = index.search("years dates", 10, 0)
     assert total == 1 and hits[0].neuron == 0
     assert np.isnan(index.score[1]) and hits[0].score == 0.5
 

@@ -125,8 +125,7 @@ def test_layers_run_on_two_workers_and_the_api_over_s3_matches_a_local_run(stack
             assert a.json() == b.json(), route
     STATE["clean"] = env
     STATE["tables"] = _tables(env)
-    # Not written by the default run: explanation_embeddings (materialized on demand).
-    unwritten = {"n2g_token_index", "explanation_embeddings"}
+    unwritten = {"n2g_token_index"}
     assert all(df.height for name, df in STATE["tables"].items() if name not in unwritten)
 
 

@@ -241,8 +241,11 @@ def test_explanation_search_lists_the_api_results(client, tiny):
     assert served_links(found) == [(r["layer"], r["neuron"]) for r in served["data"]]
     plural = "" if served["total"] == 1 else "s"
     assert f"Found {served['total']} result{plural}" in found
+    assert f"ranked by {served['ranking']}" in html.unescape(found)
     for r in served["data"]:
-        assert r["explanation"] in html.unescape(found) and f"score {num(r['score'])}" in found
+        # Offline token lists are labelled as such, their score as a token-lookup baseline.
+        label = "token-lookup baseline" if r["kind"] == "top-tokens" else "score"
+        assert r["explanation"] in html.unescape(found) and f"{label} {num(r['score'])}" in found
 
 
 def test_sections_without_their_tables_say_not_computed(bare_client):

@@ -66,13 +66,26 @@ def explanation_units(kind: str, explanation: str) -> list[str]:
     return [explanation]
 
 
+def token_descriptions(tokens: Sequence[str]) -> list[str]:
+    """The distinct descriptions of `tokens`, sorted: what a model's top-tokens explanations are
+    made of (their firing tokens come from the dataset), embedded once for every layer."""
+    return sorted({describe_token(t) for t in tokens})
+
+
 def embed_explanations(
-    encoder: SentenceEncoder, kinds: Sequence[str], explanations: Sequence[str]
+    encoder: SentenceEncoder,
+    kinds: Sequence[str],
+    explanations: Sequence[str],
+    known: dict[str, np.ndarray] | None = None,
 ) -> Float[np.ndarray, "row dim"]:
-    """One unit vector per explanation; each distinct unit text is embedded once."""
+    """One unit vector per explanation; each distinct unit text is embedded once, and not at all
+    if `known` (e.g. the model's token description vectors) already holds its vector."""
     units = [explanation_units(k, e) for k, e in zip(kinds, explanations, strict=True)]
-    # The layers of one run share most token descriptions: each is encoded once per process.
+    # The layers of a model share almost all token descriptions (SmolLM2: 5,376 distinct units
+    # over 46,080 explanations, against ~1,900 per layer).
     memo = encoder.memo
+    if known:
+        memo.update(known)
     missing = sorted({u for us in units for u in us} - memo.keys())
     memo.update(zip(missing, encoder.embed(missing), strict=True))
     out = np.zeros((len(units), encoder.dim), dtype=np.float32)
