@@ -1,6 +1,6 @@
 """Offline explainer throughput and score distribution on a materialized model.
 
-    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29] [--search]
+    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29]
 
 Reads `neuron_examples`, `dataset_tokens`, `logit_effects` (and the scan's activation sample,
 where there is one) from DEEPDECIPHER_DATA_ROOT (read only; nothing is written), explains and
@@ -9,9 +9,8 @@ layer's reads) and, per layer and scorer, the score distribution: count, scored,
 quartiles, share >= 0.8, mean top-only and random-only scores; then the same for all layers, the
 unscored reasons, and the stored `explanations` table's figures ("before", if it was written by
 older code). The baseline in the same run is the bare read of the layer's inputs. Then it builds
-the API's explanation-search index and times queries against it (p50/p99, in-process, no HTTP);
-with --search it also embeds every explanation and times hybrid (BM25 + embedding) queries
-against BM25 alone.
+the API's explanation-search index (words only) and times queries against it (p50/p99,
+in-process, no HTTP). The hybrid route over HTTP is timed by bench/search.py.
 """
 
 from __future__ import annotations
@@ -27,9 +26,7 @@ from dd_assets import storage
 from dd_assets.assets.explanations import add_sampled_windows, vocabulary
 from dd_assets.methods.explain.offline import offline_explanations
 from dd_assets.methods.explain.records import cut_excerpts
-from dd_assets.methods.explain.semantic import embed_explanations
 from dd_assets.methods.explain.summary import scorer_summaries
-from dd_assets.methods.sentence_encoder import ENCODER, default_encoder
 from dd_assets.settings import data_root
 from dd_assets.tables import (
     DATASET_TOKENS,
@@ -62,40 +59,10 @@ def print_row(layer: str, r: dict) -> None:
           f"{f(r['mean_score_top'])} {f(r['mean_score_random'])}")  # fmt: skip
 
 
-def semantic_search(frame: pl.DataFrame) -> None:
-    """Embed every explanation as the pipeline does, then time hybrid queries against BM25 alone
-    (the baseline: same index, same process, same queries)."""
-    frame = frame.filter(pl.col("status") == "ok").sort("layer", "neuron")
-    encoder = default_encoder()
-    t0 = time.perf_counter()
-    vectors = embed_explanations(encoder, frame["kind"].to_list(), frame["explanation"].to_list())
-    print(f"embedded {len(vectors)} explanations in {time.perf_counter() - t0:.1f} s")
-    embeddings = frame.select("layer", "neuron").with_columns(
-        encoder=pl.lit(ENCODER), embedding=pl.Series(vectors).cast(pl.List(pl.Float32))
-    )
-    index = ExplanationIndex.build(frame, embeddings)
-    queries = ["closing brackets", "def", "import statements", "newline", "numbers", "self"]
-    timings: dict[str, list[float]] = {"bm25": [], "hybrid": []}
-    for i in range(300):
-        q = queries[i % len(queries)]
-        for mode, t in timings.items():
-            t0 = time.perf_counter()
-            index.search(q, 20, 0, mode)
-            t.append(time.perf_counter() - t0)
-    for mode, t in timings.items():
-        p50, p99 = np.quantile(t, [0.5, 0.99]) * 1e3
-        print(f"  {index.ranking_name(mode)}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    hits, _, _ = index.search("closing brackets", 5, 0)
-    print("  'closing brackets' ->")
-    for h in hits:
-        print(f"    layer {h.layer} neuron {h.neuron}: {h.explanation}")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--layers", default="", help="comma-separated; default: every layer")
-    p.add_argument("--search", action="store_true", help="also embed and time semantic search")
     args = p.parse_args()
     root = data_root()
     meta = storage.read(root, MODEL_METADATA, args.model)
@@ -162,8 +129,6 @@ def main() -> None:
     p50, p99 = np.quantile(timings, [0.5, 0.99]) * 1e3
     print(f"search index over {len(index.layer)} explanations: built in {build_s:.2f} s; "
           f"query p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
-    if args.search:
-        semantic_search(after)
     example = pl.DataFrame(frame).sort("score", descending=True, nulls_last=True).head(3)
     for row in example.iter_rows(named=True):
         print(

@@ -33,6 +33,9 @@ from dd_assets.registry import load_registry
 from dd_assets.tables import MODEL_METADATA
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Model-level assets that read only the tokenizer or the tokens: when one is missing (an asset
+# added to an existing install) it runs alone instead of rerunning the scan.
+OFF_THE_SCAN_CHAIN = {"model_tokenizer", "token_description_vectors"}
 
 
 @dataclass
@@ -108,7 +111,7 @@ def materialize_models(
         if missing:
             # New asset kinds added to an existing install run alone; anything the scan feeds
             # reruns the whole chain.
-            core = [a for a in MODEL_ASSETS if "model_tokenizer" not in _names([a])]
+            core = [a for a in MODEL_ASSETS if not set(_names([a])) & OFF_THE_SCAN_CHAIN]
             selection = MODEL_ASSETS if any(a in core for a in missing) else missing
             on_stage(f"[{name}] model-level assets: {', '.join(_names(selection))}")
             _run(selection, name, model_job.name)

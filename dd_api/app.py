@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
+from threadpoolctl import threadpool_limits
 
 from dd_api.api.controller import ServiceController
 from dd_api.api.errors import HANDLERS
@@ -67,6 +68,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             }
         ),
         before_request=guard_request,
+        on_startup=[lambda: threadpool_limits(settings.blas_threads, user_api="blas")],
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"]),
         # A neuron page's ~300 KB of token spans shrink ~5x for ~3 ms of level-1 gzip.
         compression_config=CompressionConfig(

@@ -37,6 +37,12 @@ class ApiSettings(BaseSettings):
     """Seconds a live request may take (queue and forward pass) before it is answered 504
     (``DEEPDECIPHER_INFER_TIMEOUT``)."""
 
+    blas_threads: int = Field(1, ge=1)
+    """BLAS threads per API process (``DEEPDECIPHER_BLAS_THREADS``). The API's products are small
+    (one query embedding, one [5,500 x 384] product): a second thread gains nothing, and on a busy
+    machine spinning BLAS threads stall each other (measured under load: 252 ms per query
+    embedding with 2 threads, 16 ms with 1)."""
+
     @field_validator("data_root")
     @classmethod
     def _absolute_root(cls, root: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,12 +29,13 @@ import numpy as np
 import polars as pl
 
 from dd_api.query.errors import BadRequest, MissingData, echo
+from dd_api.query.explanation_vectors import ExplanationVectors
 from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import ModelRef
 from dd_api.query.schemas import ExplanationMatch, ExplanationSearch
 from dd_api.query.store import DataStore
 from dd_assets.methods.explain.semantic import RRF_K, hybrid_rank
-from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS
+from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS, TOKEN_DESCRIPTION_VECTORS
 
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY = 200
@@ -57,13 +59,19 @@ class ExplanationIndex:
     kind: np.ndarray
     postings: dict[str, tuple[np.ndarray, np.ndarray]]  # word -> (rows, term frequencies)
     norm: np.ndarray  # BM25 length normalisation per row
-    vectors: np.ndarray | None = None  # float32 [row, dim] unit vectors; zero where none
-    encoder: str = ""
+    vectors: ExplanationVectors | None = None
 
     @classmethod
-    def build(cls, frame: pl.DataFrame, embeddings: pl.DataFrame | None = None) -> ExplanationIndex:
-        """The index of the rows with an explanation; `embeddings` (layer, neuron, encoder,
-        embedding) adds the vectors, matched by neuron."""
+    def build(
+        cls,
+        frame: pl.DataFrame,
+        descriptions: pl.DataFrame | None = None,
+        stored: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    ) -> ExplanationIndex:
+        """The index of the rows with an explanation. With `descriptions` (the model's token
+        description vectors: description, encoder, embedding) it also ranks by meaning;
+        `stored(keys)` returns the stored vectors (layer, neuron, embedding) of the rows with
+        the given (layer, neuron) keys, for explanations that are not token lists."""
         frame = frame.filter(pl.col("status") == "ok").sort("layer", "neuron")
         texts = frame["explanation"].to_list()
         rows: list[int] = []
@@ -87,7 +95,7 @@ class ExplanationIndex:
             for term, r, tf in counts.iter_rows():
                 postings[term] = (np.asarray(r, dtype=np.int64), np.asarray(tf, dtype=np.float64))
         avg = lengths.mean() if len(lengths) else 1.0
-        vectors, encoder = _vectors(frame, embeddings)
+        vectors = _vectors(frame, descriptions, stored)
         return cls(
             layer=frame["layer"].to_numpy(),
             neuron=frame["neuron"].to_numpy(),
@@ -97,7 +105,6 @@ class ExplanationIndex:
             postings=postings,
             norm=K1 * (1 - B + B * lengths / max(avg, 1e-9)),
             vectors=vectors,
-            encoder=encoder,
         )
 
     def bm25(self, query: str) -> np.ndarray:
@@ -122,7 +129,7 @@ class ExplanationIndex:
     def similarity(self, query: str) -> np.ndarray:
         """Each row's cosine similarity to the query's embedding (requires `vectors`)."""
         assert self.vectors is not None
-        return self.vectors @ _query_vector(query)
+        return self.vectors.cosine(_query_vector(query))
 
     def search(
         self, query: str, limit: int, offset: int, mode: str = "hybrid"
@@ -155,8 +162,8 @@ class ExplanationIndex:
         if self.vectors is None or mode == "bm25":
             return "bm25"
         if mode == "embedding":
-            return f"embedding-cosine({self.encoder})"
-        return f"hybrid-rrf(bm25, {self.encoder}, k={RRF_K})"
+            return f"embedding-cosine({self.vectors.encoder})"
+        return f"hybrid-rrf(bm25, {self.vectors.encoder}, k={RRF_K})"
 
     def _bm25_page(self, query: str, limit: int, offset: int) -> tuple[list[ExplanationMatch], int]:
         relevance = self.bm25(query)
@@ -170,11 +177,9 @@ class ExplanationIndex:
             cut = np.partition(rel, total - end)[total - end]
             candidates = candidates[rel >= cut]
         page = self._bm25_order(relevance, candidates)[offset:end]
-        cosine = self.similarity(query)[page] if self.vectors is not None else None
+        # Words only: the query is not embedded, so `similarity` is null.
         results = [
-            self._match(
-                r, offset + i + 1, relevance[r], relevance[r], None if cosine is None else cosine[i]
-            )
+            self._match(r, offset + i + 1, relevance[r], relevance[r], None)
             for i, r in enumerate(page.tolist())
         ]
         return results, total
@@ -212,24 +217,29 @@ def similarity_floor(cosine: np.ndarray) -> float:
     return float(cosine.mean() + MIN_Z * cosine.std())
 
 
-def _vectors(frame: pl.DataFrame, embeddings: pl.DataFrame | None) -> tuple[np.ndarray | None, str]:
-    """The explanations' vectors in `frame`'s row order (zero where a row has none)."""
-    if embeddings is None or not embeddings.height or not frame.height:
-        return None, ""
-    encoders = embeddings["encoder"].unique().to_list()
-    if len(encoders) != 1:  # vectors of two encoders are not comparable: rank by words only
-        return None, ""
-    joined = frame.select("layer", "neuron").join(
-        embeddings.select("layer", "neuron", "embedding"),
-        on=["layer", "neuron"],
-        how="left",
-        maintain_order="left",
+def _vectors(
+    frame: pl.DataFrame,
+    descriptions: pl.DataFrame | None,
+    stored: Callable[[pl.DataFrame], pl.DataFrame] | None,
+) -> ExplanationVectors | None:
+    """The rows' vectors, or None without description vectors (or with two encoders' vectors,
+    which are not comparable: then words only)."""
+    if descriptions is None or not descriptions.height or not frame.height:
+        return None
+    encoders = descriptions["encoder"].unique().to_list()
+    if len(encoders) != 1:
+        return None
+
+    def own(rows: list[int]) -> dict[int, np.ndarray]:
+        if stored is None:
+            return {}
+        keys = frame[rows].select("layer", "neuron").with_columns(row=pl.Series(rows))
+        found = keys.join(stored(keys.drop("row")), on=["layer", "neuron"])
+        return dict(zip(found["row"].to_list(), found["embedding"].to_numpy(), strict=True))
+
+    return ExplanationVectors.build(
+        frame["kind"].to_list(), frame["explanation"].to_list(), descriptions, own, encoders[0]
     )
-    dim = next(len(v) for v in joined["embedding"] if v is not None)
-    vectors = np.zeros((joined.height, dim), dtype=np.float32)
-    have = joined["embedding"].is_not_null().to_numpy()
-    vectors[have] = np.asarray(joined["embedding"].drop_nulls().to_list(), dtype=np.float32)
-    return vectors, str(encoders[0])
 
 
 @lru_cache(maxsize=1024)
@@ -248,21 +258,29 @@ def encoder_available() -> bool:
 
 
 def explanation_index(store: DataStore, model: str) -> ExplanationIndex:
-    """The model's index, rebuilt only when either table gets a new version."""
+    """The model's index, rebuilt only when one of its tables gets a new version."""
+
+    def stored(keys: pl.DataFrame) -> pl.DataFrame:
+        layers = keys["layer"].unique().to_list()
+        return store.scan(
+            EXPLANATION_EMBEDDINGS,
+            model,
+            lambda rows: (
+                rows.filter(pl.col("layer").is_in(layers))
+                .select("layer", "neuron", "embedding")
+                .join(keys.lazy(), on=["layer", "neuron"])
+            ),
+        )
 
     def build() -> ExplanationIndex:
-        embeddings = None
-        if encoder_available() and not missing_tables(store, (EXPLANATION_EMBEDDINGS,), model):
-            # Read once into the index, not into the partition cache: the vectors would be
-            # held twice.
-            embeddings = store.scan(
-                EXPLANATION_EMBEDDINGS,
-                model,
-                lambda rows: rows.select("layer", "neuron", "encoder", "embedding"),
-            )
-        return ExplanationIndex.build(store.frame(EXPLANATIONS, model), embeddings)
+        descriptions = None
+        if encoder_available() and not missing_tables(store, (TOKEN_DESCRIPTION_VECTORS,), model):
+            # Read into the index, not the partition cache: the vectors would be held twice.
+            descriptions = store.scan(TOKEN_DESCRIPTION_VECTORS, model, lambda rows: rows)
+        return ExplanationIndex.build(store.frame(EXPLANATIONS, model), descriptions, stored)
 
-    return store.derived("explanation_index", (EXPLANATIONS, EXPLANATION_EMBEDDINGS), model, build)
+    tables = (EXPLANATIONS, EXPLANATION_EMBEDDINGS, TOKEN_DESCRIPTION_VECTORS)
+    return store.derived("explanation_index", tables, model, build)
 
 
 def search(

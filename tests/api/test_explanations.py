@@ -212,3 +212,41 @@ def test_search_on_a_real_socket(tiny):
         assert r.status_code == 400 and r.json()["status_code"] == 400
         r = httpx.get(f"{base}/api/tiny/neuron_explainer/0/5")
         assert r.status_code == 200 and "explanation" in r.json()["data"]
+
+
+def test_vectors_built_from_shared_parts_equal_the_stored_ones(api_env, tiny):
+    from dd_api.query.search import explanation_index
+    from dd_api.query.store import DataStore
+
+    keys, stored, _ = _stored_vectors(tiny)
+    index = explanation_index(DataStore(ApiSettings()), "tiny")
+    assert index.vectors is not None and len(index.layer) == len(keys)
+    # Top-tokens rows are sums of the model's token description vectors: the same vectors
+    # as the pipeline stored, without holding [rows x 384] floats in the API.
+    assert index.vectors.units.shape[0] < len(keys) * 3
+    np.testing.assert_allclose(index.vectors.vectors(np.arange(len(keys))), stored, atol=1e-5)
+
+
+def test_prose_explanations_use_their_stored_vectors():
+    from dd_api.query.explanation_vectors import ExplanationVectors
+
+    rng = np.random.default_rng(0)
+    units = rng.standard_normal((3, 8)).astype(np.float32)
+    units /= np.linalg.norm(units, axis=1, keepdims=True)
+    descriptions = pl.DataFrame(
+        {"description": ["comma", "closing parenthesis bracket", "def"], "embedding": units}
+    )
+    prose = rng.standard_normal(8).astype(np.float32)
+    prose /= np.linalg.norm(prose)
+    vectors = ExplanationVectors.build(
+        ["top-tokens", "llm", "top-tokens", "llm"],
+        ['tokens ",", ")"', "commas in lists", 'tokens ","; promotes "x"', "never embedded"],
+        descriptions,
+        lambda rows: {r: prose for r in rows if r == 1},
+        "test-encoder",
+    )
+    mean = (units[0] + units[1]) / 2
+    want = np.stack([mean / np.linalg.norm(mean), prose, units[0], np.zeros(8)])
+    np.testing.assert_allclose(vectors.vectors(np.arange(4)), want, atol=1e-6)
+    q = units[1]
+    np.testing.assert_allclose(vectors.cosine(q), want @ q, atol=1e-6)
