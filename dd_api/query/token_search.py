@@ -96,7 +96,11 @@ def _term_rows(index: TokenIndex, term: Term) -> list[tuple[str, int, int]]:
 
 
 def _term_scores(index: TokenIndex, term: Term) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted unique neuron ids, best score) of one term; important-only scores -1."""
+    """(sorted unique neuron ids, best score) of one term; important-only scores -1.
+
+    Each (token, kind) slice is already sorted by neuron (the table's sort order), so a stable
+    sort of their concatenation only merges a few sorted runs.
+    """
     fids, scores = [], []
     for kind, lo, hi in _term_rows(index, term):
         fids.append(index.fid[lo:hi])
@@ -105,10 +109,41 @@ def _term_scores(index: TokenIndex, term: Term) -> tuple[np.ndarray, np.ndarray]
     if not fids:
         return np.empty(0, np.int64), np.empty(0, np.float32)
     f, s = np.concatenate(fids), np.concatenate(scores)
-    order = np.lexsort((-s, f))  # by neuron, best score first
+    order = np.argsort(f, kind="stable")
     f, s = f[order], s[order]
     first = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
-    return f[first], s[first]
+    return f[first], np.maximum.reduceat(s, first) if len(f) else s
+
+
+def _page(fids: np.ndarray, scores: np.ndarray, offset: int, limit: int) -> np.ndarray:
+    """Positions of one page of matches, best score first, ties by neuron id. Only the matches
+    that can reach the page are sorted (a common token matches tens of thousands of neurons)."""
+    end = offset + limit
+    candidates = np.arange(len(fids))
+    if end < len(fids):
+        cut = np.partition(scores, len(fids) - end)[len(fids) - end]
+        candidates = np.flatnonzero(scores >= cut)
+    order = np.lexsort((fids[candidates], -scores[candidates]))
+    return candidates[order][offset:end]
+
+
+def _entries(index: TokenIndex, slices: list[tuple[str, str, int, int]], fid: int) -> list:
+    """What neuron `fid` matched: its entries in each (token, kind) slice, found by bisection."""
+    out = []
+    for token, kind, lo, hi in slices:
+        seg = index.fid[lo:hi]
+        a, b = np.searchsorted(seg, fid, "left"), np.searchsorted(seg, fid, "right")
+        for r in range(lo + int(a), lo + int(b)):
+            act = float(index.activation[r])
+            out.append(
+                IndexEntry(
+                    token=token,
+                    kind=kind,
+                    source=SOURCES[int(index.source[r])],
+                    activation=None if np.isnan(act) else round(act, 4),
+                )
+            )
+    return out
 
 
 def search(
@@ -126,33 +161,16 @@ def search(
         f2, s2 = _term_scores(index, term)
         fids, i1, i2 = np.intersect1d(fids, f2, assume_unique=True, return_indices=True)
         scores = np.maximum(scores[i1], s2[i2])
-    order = np.lexsort((fids, -scores))
-    page = fids[order][offset : offset + limit]
-    page_scores = scores[order][offset : offset + limit]
-    data = []
-    for fid, score in zip(page.tolist(), page_scores.tolist(), strict=True):
-        matches = []
-        for term in terms:
-            for kind, lo, hi in _term_rows(index, term):
-                rows = lo + np.flatnonzero(index.fid[lo:hi] == fid)
-                for r in rows.tolist():
-                    act = float(index.activation[r])
-                    matches.append(
-                        IndexEntry(
-                            token=term.token,
-                            kind=kind,
-                            source=SOURCES[int(index.source[r])],
-                            activation=None if np.isnan(act) else round(act, 4),
-                        )
-                    )
-        data.append(
-            ModelTokenMatch(
-                layer=fid // index.layer_size,
-                neuron=fid % index.layer_size,
-                activation=round(score, 4) if score >= 0 else None,
-                matches=matches,
-            )
+    slices = [(t.token, kind, lo, hi) for t in terms for kind, lo, hi in _term_rows(index, t)]
+    data = [
+        ModelTokenMatch(
+            layer=int(fids[i]) // index.layer_size,
+            neuron=int(fids[i]) % index.layer_size,
+            activation=round(float(scores[i]), 4) if scores[i] >= 0 else None,
+            matches=_entries(index, slices, int(fids[i])),
         )
+        for i in _page(fids, scores, offset, limit).tolist()
+    ]
     canonical = ",".join(
         f"{'any' if len(t.kinds) == len(KINDS) else t.kinds[0]}:{t.token}" for t in terms
     )
