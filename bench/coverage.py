@@ -41,14 +41,17 @@ def main() -> None:
         for token in TOKENS:
             cells = []
             for kind in ("any", "activating", "negative"):
-                body = client.get(
-                    f"/api/{m}/token-search", params={"query": f"{kind}:{token}", "limit": 1000}
-                ).json()
-                layers = {hit["layer"] for hit in body.get("data", [])}
-                more = "+" if body.get("total", 0) > len(body.get("data", [])) else ""
-                cells.append(
-                    f"{kind} {body.get('total', 0):6,d} neurons, {len(layers):2d}{more}/{n_layers} layers"
-                )
+                layers: set[int] = set()
+                offset, total = 0, 1
+                while offset < total:  # every page: which layers the matches come from
+                    body = client.get(
+                        f"/api/{m}/token-search",
+                        params={"query": f"{kind}:{token}", "limit": 1000, "offset": offset},
+                    ).json()
+                    total = body.get("total", 0)
+                    layers |= {hit["layer"] for hit in body.get("data", [])}
+                    offset += 1000
+                cells.append(f"{kind} {total:6,d} neurons, {len(layers):2d}/{n_layers} layers")
             print(f"  {token!r:10} " + " | ".join(cells))
         rng = random.Random(args.seed)
         picks = [(rng.randrange(n_layers), rng.randrange(size)) for _ in range(args.sample)]
