@@ -32,6 +32,8 @@ from dd_assets.partitions import layer_key, layer_partitions, model_partitions
 from dd_assets.registry import load_registry
 from dd_assets.tables import MODEL_METADATA
 
+# Model-level assets that only read the others: added to an existing install, they run alone.
+ADDITIVE = {"model_tokenizer", "window_embeddings"}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -108,7 +110,7 @@ def materialize_models(
         if missing:
             # New asset kinds added to an existing install run alone; anything the scan feeds
             # reruns the whole chain.
-            core = [a for a in MODEL_ASSETS if "model_tokenizer" not in _names([a])]
+            core = [a for a in MODEL_ASSETS if not ADDITIVE & set(_names([a]))]
             selection = MODEL_ASSETS if any(a in core for a in missing) else missing
             on_stage(f"[{name}] model-level assets: {', '.join(_names(selection))}")
             _run(selection, name, model_job.name)

@@ -25,6 +25,7 @@ def test_definitions_load():
         "model_metadata", "logit_effects", "model_tokenizer", "n2g_graphs", "n2g_token_index",
         "neuron_similarity", "explanations", "activation_sample", "activation_sample_windows",
         "neuron_coactivation", "token_index", "n2g_fidelity", "explanation_embeddings",
+        "window_embeddings", "embedding_scores",
     }  # fmt: skip
     assert defs.resolve_job_def("summary_assets") is not None
 
