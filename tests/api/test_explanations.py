@@ -65,7 +65,9 @@ def test_neuron_explainer_serves_the_embedding_auroc_next_to_the_correlation(cli
         row = stored.filter(pl.col("neuron") == neuron).row(0, named=True)
         emb = data["embedding_score"]
         assert emb["scorer"] == "embedding-auroc-v1" and emb["encoder"] == "all-MiniLM-L6-v2"
-        assert emb["score"] == (None if row["score"] is None else pytest.approx(row["score"]))
+        assert emb["score"] == (
+            None if row["score"] is None else pytest.approx(row["score"], abs=1e-6)
+        )
         assert emb["score_status"] == row["score_status"]
         assert (emb["score"] is None) == emb["score_status"].startswith("unscored: ")
         assert (emb["positives"], emb["negatives"]) == (row["positives"], row["negatives"])
