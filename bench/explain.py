@@ -127,7 +127,7 @@ def embedding_auroc(root: str, model: str, layers: list[int], after: pl.DataFram
     sample = storage.read(root, ACTIVATION_SAMPLE_WINDOWS, model)
     spans = tuple(sample[c].to_numpy() for c in ("doc_index", "start", "length"))
     read_s = embed_s = score_s = 0.0
-    frames = []
+    frames, controls = [], []
     for layer in layers:
         t0 = time.perf_counter()
         ex = storage.read(root, NEURON_EXAMPLES, model, [layer], EXAMPLE_COLUMNS)
@@ -135,18 +135,32 @@ def embedding_auroc(root: str, model: str, layers: list[int], after: pl.DataFram
         mine = after.filter((pl.col("layer") == layer) & (pl.col("status") == "ok"))
         vectors = embed_explanations(encoder, mine["kind"].to_list(), mine["explanation"].to_list())
         t2 = time.perf_counter()
+        columns = {c: ex[c].to_numpy() for c in EXAMPLE_COLUMNS}
         frame = layer_embedding_scores(
-            d_mlp, ctx, {c: ex[c].to_numpy() for c in EXAMPLE_COLUMNS}, mine["neuron"].to_numpy(),
-            vectors, docs, starts, windows, spans, grid=GRID,
+            d_mlp, ctx, columns, mine["neuron"].to_numpy(), vectors, docs, starts, windows, spans,
+            grid=GRID,
         )  # fmt: skip
         t3 = time.perf_counter()
+        # Control: each neuron scored with another neuron's explanation (seeded shuffle). A
+        # score that only measured how "typical" top windows are would not drop to 0.5 here.
+        shuffled = np.random.default_rng(layer).permutation(len(vectors))
+        control = layer_embedding_scores(
+            d_mlp, ctx, columns, mine["neuron"].to_numpy(), vectors[shuffled], docs, starts,
+            windows, spans, grid=GRID,
+        )["score"]  # fmt: skip
+        controls.append(control)
         read_s, embed_s, score_s = read_s + t1 - t0, embed_s + t2 - t1, score_s + t3 - t2
         frame = frame.join(mine.select("neuron", "kind"), on="neuron", how="left")
         frame = frame.with_columns(pl.lit(layer).alias("layer"), pl.col("kind").fill_null("none"))
         frames.append(frame)
         for row in scorer_summaries(frame, by=("scorer", "kind")):
             print_row(str(layer), {**row, "scorer": f"{row['scorer']} {row['kind'][0]}"})
+        print(f"{layer:>5} control, shuffled explanations: mean {control.mean():.3f}, "
+              f"share >= 0.8 {(control.drop_nulls() >= 0.8).mean():.3f}")  # fmt: skip
     all_layers = pl.concat(frames)
+    control = pl.concat(controls).drop_nulls()
+    print(f"  all control, shuffled explanations: mean {control.mean():.3f}, "
+          f"share >= 0.8 {(control >= 0.8).mean():.3f}")  # fmt: skip
     for row in scorer_summaries(all_layers, by=("scorer", "kind")):
         print_row("all", {**row, "scorer": f"{row['scorer']} {row['kind'][0]}"})
         for status, count in row["unscored_reasons"].items():
