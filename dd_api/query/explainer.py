@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from dd_api.query.errors import MissingData
 from dd_api.query.refs import LayerRef, ModelRef, NeuronRef
 from dd_api.query.rows import neuron_row
 from dd_api.query.schemas import (
@@ -47,10 +48,10 @@ def neuron(store: DataStore, ref: NeuronRef) -> ExplainerNeuron:
 
 def _embedding_score(store: DataStore, ref: NeuronRef) -> EmbeddingScore | None:
     """The neuron's embedding AUROC, or None where the model has no embedding scores."""
-    rows = store.neuron_rows(EMBEDDING_SCORES, ref.model.name, ref.layer, ref.neuron)
-    if len(rows["neuron"]) == 0:
+    try:
+        r = neuron_row(store, EMBEDDING_SCORES, ref)
+    except MissingData:
         return None
-    r = {name: col[0] for name, col in rows.items()}
     return EmbeddingScore(
         scorer=str(r["scorer"]),
         encoder=str(r["encoder"]),
