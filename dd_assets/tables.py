@@ -393,8 +393,8 @@ EMBEDDING_SCORES = TableSpec(
         positives=I32,  # held-out top windows (the peak's window of each scored top document)
         negatives=I32,  # random windows compared against
         negative_source=STR,  # "uniform-sample": grid windows of the scan's uniform sample
-        mean_cosine_positive=pl.Float64,
-        mean_cosine_negative=pl.Float64,
+        mean_cosine_positive=pl.Float64,  # mean cosine with the positives, 3 decimals
+        mean_cosine_negative=pl.Float64,  # ... with the negatives
         positive_doc_indices=pl.List(I64),  # documents of the positive windows
     ),
     partition_by=("model", "layer"),

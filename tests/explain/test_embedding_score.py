@@ -130,8 +130,8 @@ def test_embedding_auroc_scores_and_says_why_not():
     assert out["negatives"].to_list() == [3, 3, 3, 3, 0]
     cos_pos = [1.0, 0.8]
     cos_neg = [0.0, 0.6, float(windows[4, 0])]
-    assert out["mean_cosine_positive"][0] == pytest.approx(np.mean(cos_pos), abs=1e-6)
-    assert out["mean_cosine_negative"][0] == pytest.approx(np.mean(cos_neg), abs=1e-6)
+    assert out["mean_cosine_positive"][0] == round(np.mean(cos_pos), 3)
+    assert out["mean_cosine_negative"][0] == pytest.approx(np.mean(cos_neg), abs=5e-4)
     assert out["mean_cosine_positive"][3] is None  # no vector: no cosine either
 
 

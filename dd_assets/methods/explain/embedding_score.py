@@ -100,11 +100,17 @@ def embedding_auroc(
     )
 
 
+COSINE_DECIMALS = 3
+"""Mean cosines are kept to 3 decimals: the encoder's last float32 bits depend on which texts
+shared its batch, and a reader needs the margin, not the noise."""
+
+
 def _masked_mean(values: np.ndarray, valid: np.ndarray) -> pl.Series:
     n = valid.sum(axis=1)
     total = np.where(valid, values, 0.0).sum(axis=1, dtype=np.float64)
-    return pl.Series([float(t / c) if c else None for t, c in zip(total, n, strict=True)],
-                     dtype=pl.Float64)  # fmt: skip
+    means = [round(float(t / c), COSINE_DECIMALS) if c else None
+             for t, c in zip(total, n, strict=True)]  # fmt: skip
+    return pl.Series(means, dtype=pl.Float64)
 
 
 def layer_embedding_scores(
