@@ -1,6 +1,6 @@
 """Offline explainer throughput and score distribution on a materialized model.
 
-    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29]
+    .venv/bin/python bench/explain.py [--model smollm2-135m] [--layers 0,5,29] [--auroc]
 
 Reads `neuron_examples`, `dataset_tokens`, `logit_effects` (and the scan's activation sample,
 where there is one) from DEEPDECIPHER_DATA_ROOT (read only; nothing is written), explains and
@@ -11,6 +11,10 @@ unscored reasons, and the stored `explanations` table's figures ("before", if it
 older code). The baseline in the same run is the bare read of the layer's inputs. Then it builds
 the API's explanation-search index (words only) and times queries against it (p50/p99,
 in-process, no HTTP). The hybrid route over HTTP is timed by bench/search.py.
+With --auroc it embeds the dataset's window grid (as the `window_embeddings`
+asset does; the stored table is not read) and the explanations, scores every neuron by embedding
+AUROC (`embedding-auroc-v1`) and prints that distribution per layer and explanation kind, with
+the seconds each step adds to the main job.
 """
 
 from __future__ import annotations
@@ -23,12 +27,19 @@ import polars as pl
 
 from dd_api.query.search import ExplanationIndex
 from dd_assets import storage
+from dd_assets.assets.embedding_scores import EXAMPLE_COLUMNS
 from dd_assets.assets.explanations import add_sampled_windows, vocabulary
+from dd_assets.assets.window_embeddings import GRID
+from dd_assets.methods.explain.embedding_score import layer_embedding_scores
 from dd_assets.methods.explain.offline import offline_explanations
 from dd_assets.methods.explain.records import cut_excerpts
+from dd_assets.methods.explain.semantic import embed_explanations
 from dd_assets.methods.explain.summary import scorer_summaries
+from dd_assets.methods.explain.windows import grid_windows
+from dd_assets.methods.sentence_encoder import default_encoder
 from dd_assets.settings import data_root
 from dd_assets.tables import (
+    ACTIVATION_SAMPLE_WINDOWS,
     DATASET_TOKENS,
     EXPLANATIONS,
     LOGIT_EFFECTS,
@@ -59,10 +70,75 @@ def print_row(layer: str, r: dict) -> None:
           f"{f(r['mean_score_top'])} {f(r['mean_score_random'])}")  # fmt: skip
 
 
+def embedding_auroc(root: str, model: str, layers: list[int], after: pl.DataFrame) -> None:
+    """Embedding AUROC of every neuron of `layers`, as the pipeline computes it, with timings:
+    the window grid (once per model), the explanation vectors (the lead-in, per layer) and the
+    scoring itself, against the bare read of the layer's inputs (the baseline)."""
+    meta = storage.read(root, MODEL_METADATA, model)
+    d_mlp, ctx = int(meta["layer_size"][0]), int(meta["context_length"][0])
+    tokens = storage.read(root, DATASET_TOKENS, model).sort("doc_index")
+    encoder = default_encoder()
+    t0 = time.perf_counter()
+    docs, starts, width, texts = grid_windows(
+        tokens["doc_index"].to_list(), tokens["tokens"].to_list(), GRID
+    )
+    windows = encoder.embed(texts)
+    grid_s = time.perf_counter() - t0
+    n_tokens = sum(len(e.ids) for e in encoder.tokenizer.encode_batch(texts))
+    print(f"window grid: {len(texts)} windows of {width} tokens every {GRID.stride}, "
+          f"{n_tokens} encoder tokens, embedded in {grid_s:.1f} s (once per model)")  # fmt: skip
+    sample = storage.read(root, ACTIVATION_SAMPLE_WINDOWS, model)
+    spans = tuple(sample[c].to_numpy() for c in ("doc_index", "start", "length"))
+    read_s = embed_s = score_s = 0.0
+    frames, controls = [], []
+    for layer in layers:
+        t0 = time.perf_counter()
+        ex = storage.read(root, NEURON_EXAMPLES, model, [layer], EXAMPLE_COLUMNS)
+        t1 = time.perf_counter()
+        mine = after.filter((pl.col("layer") == layer) & (pl.col("status") == "ok"))
+        vectors = embed_explanations(encoder, mine["kind"].to_list(), mine["explanation"].to_list())
+        t2 = time.perf_counter()
+        columns = {c: ex[c].to_numpy() for c in EXAMPLE_COLUMNS}
+        frame = layer_embedding_scores(
+            d_mlp, ctx, columns, mine["neuron"].to_numpy(), vectors, docs, starts, windows, spans,
+            grid=GRID,
+        )  # fmt: skip
+        t3 = time.perf_counter()
+        # Control: each neuron scored with another neuron's explanation (seeded shuffle). A
+        # score that only measured how "typical" top windows are would not drop to 0.5 here.
+        shuffled = np.random.default_rng(layer).permutation(len(vectors))
+        control = layer_embedding_scores(
+            d_mlp, ctx, columns, mine["neuron"].to_numpy(), vectors[shuffled], docs, starts,
+            windows, spans, grid=GRID,
+        )["score"]  # fmt: skip
+        controls.append(control)
+        read_s, embed_s, score_s = read_s + t1 - t0, embed_s + t2 - t1, score_s + t3 - t2
+        frame = frame.join(mine.select("neuron", "kind"), on="neuron", how="left")
+        frame = frame.with_columns(pl.lit(layer).alias("layer"), pl.col("kind").fill_null("none"))
+        frames.append(frame)
+        for row in scorer_summaries(frame, by=("scorer", "kind")):
+            print_row(str(layer), {**row, "scorer": f"{row['scorer']} {row['kind'][0]}"})
+        print(f"{layer:>5} control, shuffled explanations: mean {control.mean():.3f}, "
+              f"share >= 0.8 {(control.drop_nulls() >= 0.8).mean():.3f}")  # fmt: skip
+    all_layers = pl.concat(frames)
+    control = pl.concat(controls).drop_nulls()
+    print(f"  all control, shuffled explanations: mean {control.mean():.3f}, "
+          f"share >= 0.8 {(control >= 0.8).mean():.3f}")  # fmt: skip
+    for row in scorer_summaries(all_layers, by=("scorer", "kind")):
+        print_row("all", {**row, "scorer": f"{row['scorer']} {row['kind'][0]}"})
+        for status, count in row["unscored_reasons"].items():
+            print(f"  {row['scorer']} {row['kind'][0]}: {count} {status}")
+    n = len(layers)
+    print(f"embedding AUROC, {n} layers: scoring {score_s:.2f} s ({score_s / n:.3f} s/layer), "
+          f"baseline: reading its inputs {read_s:.2f} s (ratio {score_s / max(read_s, 1e-9):.2f}); "
+          f"explanation vectors {embed_s:.1f} s; window grid {grid_s:.1f} s")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--layers", default="", help="comma-separated; default: every layer")
+    p.add_argument("--auroc", action="store_true", help="also score by embedding AUROC")
     args = p.parse_args()
     root = data_root()
     meta = storage.read(root, MODEL_METADATA, args.model)
@@ -129,6 +205,8 @@ def main() -> None:
     p50, p99 = np.quantile(timings, [0.5, 0.99]) * 1e3
     print(f"search index over {len(index.layer)} explanations: built in {build_s:.2f} s; "
           f"query p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
+    if args.auroc:
+        embedding_auroc(root, args.model, layers, after)
     example = pl.DataFrame(frame).sort("score", descending=True, nulls_last=True).head(3)
     for row in example.iter_rows(named=True):
         print(

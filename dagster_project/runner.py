@@ -35,7 +35,7 @@ from dd_assets.tables import MODEL_METADATA
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Model-level assets that read only the tokenizer or the tokens: when one is missing (an asset
 # added to an existing install) it runs alone instead of rerunning the scan.
-OFF_THE_SCAN_CHAIN = {"model_tokenizer", "token_description_vectors"}
+OFF_THE_SCAN_CHAIN = {"model_tokenizer", "token_description_vectors", "window_embeddings"}
 
 
 @dataclass

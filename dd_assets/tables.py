@@ -378,6 +378,44 @@ TOKEN_DESCRIPTION_VECTORS = TableSpec(
     "top-tokens explanation vectors.",
 )
 
+WINDOW_EMBEDDINGS = TableSpec(
+    name="window_embeddings",
+    schema=_schema(
+        model=STR,
+        window=I32,  # row of the model's window grid
+        doc_index=I64,
+        start=I32,  # first token position (>= 1: BOS never included)
+        length=I32,  # tokens in the window
+        encoder=STR,  # the sentence encoder, e.g. "all-MiniLM-L6-v2"
+        embedding=pl.List(pl.Float32),  # unit vector of the window's text: cosine = dot product
+    ),
+    partition_by=("model",),
+    sort_by=("model", "window"),
+    description="Sentence embeddings of fixed token windows of the dataset, shared by all neurons.",
+)
+
+EMBEDDING_SCORES = TableSpec(
+    name="embedding_scores",
+    schema=_schema(
+        model=STR,
+        layer=I32,
+        neuron=I32,
+        scorer=STR,  # "embedding-auroc-v1": never pooled with the correlation scorers
+        encoder=STR,  # the sentence encoder of both the explanation and the windows
+        score=pl.Float64,  # AUROC of cosine(explanation, window), positives vs negatives; null if undefined
+        score_status=STR,  # "scored" or "unscored: <why>"
+        positives=I32,  # held-out top windows (the peak's window of each scored top document)
+        negatives=I32,  # random windows compared against
+        negative_source=STR,  # "uniform-sample": grid windows of the scan's uniform sample
+        mean_cosine_positive=pl.Float64,  # mean cosine with the positives, 3 decimals
+        mean_cosine_negative=pl.Float64,  # ... with the negatives
+        positive_doc_indices=pl.List(I64),  # documents of the positive windows
+    ),
+    partition_by=("model", "layer"),
+    sort_by=("layer", "neuron"),
+    description="A second explanation score per neuron: embedding AUROC, top windows vs random.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -399,5 +437,7 @@ TABLES: dict[str, TableSpec] = {
         EXPLANATIONS,
         EXPLANATION_EMBEDDINGS,
         TOKEN_DESCRIPTION_VECTORS,
+        WINDOW_EMBEDDINGS,
+        EMBEDDING_SCORES,
     )
 }

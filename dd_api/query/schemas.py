@@ -155,6 +155,28 @@ class LogitNeuron(Struct):
 # -- neuron explainer -------------------------------------------------------------------------
 
 
+class EmbeddingScore(Struct):
+    """A second score of the explanation, independent of the simulation: embedding AUROC
+    (scorer ``embedding-auroc-v1``). Never pooled with the correlation."""
+
+    scorer: str
+    encoder: str
+    """The sentence encoder of both the explanation and the windows."""
+    score: float | None
+    """AUROC of cosine(explanation, window) separating the windows around the peaks of the
+    held-out top excerpts from uniform random windows (0.5 chance, 1 perfect); null when
+    undefined (see score_status)."""
+    score_status: str
+    """``scored`` or ``unscored: <why>``."""
+    positives: int
+    negatives: int
+    negative_source: str
+    """``uniform-sample``: the grid windows of the scan's uniform random sample."""
+    mean_cosine_positive: float | None
+    mean_cosine_negative: float | None
+    positive_doc_indices: list[int]
+
+
 class ExplainerNeuron(Struct):
     neuron_index: NeuronIndex
     kind: str
@@ -180,6 +202,8 @@ class ExplainerNeuron(Struct):
     status: str
     explain_doc_indices: list[int]
     score_doc_indices: list[int]
+    embedding_score: EmbeddingScore | None
+    """The embedding AUROC of the same explanation; null when the model has none computed."""
 
 
 class ScorerSummary(Struct):
@@ -211,6 +235,10 @@ class ScoreSummary(Struct):
     quartiles: list[float | None]
     explainers: list[str]
     by_scorer: list[ScorerSummary]
+    """The correlation scores, one entry per scorer."""
+    by_embedding_scorer: list[ScorerSummary]
+    """The embedding AUROC scores, one entry per scorer and explanation kind (AUROC: 0.5 is
+    chance); empty when the model has none computed."""
 
 
 class ExplainerLayer(ScoreSummary):

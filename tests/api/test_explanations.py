@@ -14,7 +14,7 @@ from dd_api.settings import ApiSettings
 from dd_assets import storage
 from dd_assets.methods.explain.semantic import RRF_K
 from dd_assets.methods.sentence_encoder import default_encoder
-from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS
+from dd_assets.tables import EMBEDDING_SCORES, EXPLANATION_EMBEDDINGS, EXPLANATIONS
 from tests.api.test_live import running_server
 
 
@@ -58,6 +58,54 @@ def test_neuron_explainer_layer_and_model_summaries(client):
     assert model["num_neurons"] == 192
     all_ = client.get("/api/tiny/all/0/3").json()
     assert all_["neuron_explainer"]["data"]["neuron_index"] == {"layer": 0, "neuron": 3}
+
+
+def test_neuron_explainer_serves_the_embedding_auroc_next_to_the_correlation(client, tiny):
+    stored = storage.read(tiny.root, EMBEDDING_SCORES, "tiny", [1])
+    for neuron in stored["neuron"].to_list()[:12]:
+        data = client.get(f"/api/tiny/neuron_explainer/1/{neuron}").json()["data"]
+        row = stored.filter(pl.col("neuron") == neuron).row(0, named=True)
+        emb = data["embedding_score"]
+        assert emb["scorer"] == "embedding-auroc-v1" and emb["encoder"] == "all-MiniLM-L6-v2"
+        assert emb["score"] == (
+            None if row["score"] is None else pytest.approx(row["score"], abs=1e-6)
+        )
+        assert emb["score_status"] == row["score_status"]
+        assert (emb["score"] is None) == emb["score_status"].startswith("unscored: ")
+        assert (emb["positives"], emb["negatives"]) == (row["positives"], row["negatives"])
+        assert emb["negative_source"] == "uniform-sample"
+        assert emb["positive_doc_indices"] == row["positive_doc_indices"]
+        # Its positives are held-out documents: scored by the correlation, never explained from.
+        assert set(emb["positive_doc_indices"]) <= set(data["score_doc_indices"])
+        assert not set(emb["positive_doc_indices"]) & set(data["explain_doc_indices"])
+        assert data["scorer"] != emb["scorer"]  # the correlation keeps its own scorer and score
+    layer = client.get("/api/tiny/neuron_explainer/1").json()["data"]
+    assert "embedding-auroc-v1" not in {b["scorer"] for b in layer["by_scorer"]}  # never pooled
+    (auroc,) = layer["by_embedding_scorer"]  # one scorer, one explanation kind on the tiny model
+    assert auroc["scorer"] == "embedding-auroc-v1" and auroc["kind"] == ["top-tokens"]
+    scores = stored["score"].drop_nulls()
+    assert (auroc["count"], auroc["scored"]) == (96, scores.len())
+    assert auroc["unscored"] == 96 - scores.len() == sum(auroc["unscored_reasons"].values())
+    assert auroc["mean_score"] == pytest.approx(scores.mean(), abs=1e-6)
+    assert auroc["quartiles"] == pytest.approx(
+        [scores.quantile(q, "linear") for q in (0.25, 0.5, 0.75)], abs=1e-6
+    )
+    assert auroc["share_at_least_0_8"] == pytest.approx((scores >= 0.8).mean(), abs=1e-6)
+    model = client.get("/api/tiny/neuron_explainer").json()["data"]
+    assert sum(b["count"] for b in model["by_embedding_scorer"]) == 192
+    assert model["layers"][1]["by_embedding_scorer"] == layer["by_embedding_scorer"]
+
+
+def test_neuron_explainer_without_embedding_scores_says_so(tiny, data_copy):
+    from tests.ui.conftest import remove_table
+
+    remove_table(data_copy, EMBEDDING_SCORES)
+    settings = ApiSettings(data_root=data_copy, registry=str(tiny.registry), refresh_seconds=0)
+    with TestClient(create_app(settings)) as c:
+        data = c.get("/api/tiny/neuron_explainer/0/3").json()["data"]
+        assert data["embedding_score"] is None and data["explanation"]
+        layer = c.get("/api/tiny/neuron_explainer/0").json()["data"]
+        assert layer["by_embedding_scorer"] == [] and layer["by_scorer"]
 
 
 def test_bm25_search_finds_explanations_ranked_and_paginated(client, tiny):
@@ -212,6 +260,7 @@ def test_search_on_a_real_socket(tiny):
         assert r.status_code == 400 and r.json()["status_code"] == 400
         r = httpx.get(f"{base}/api/tiny/neuron_explainer/0/5")
         assert r.status_code == 200 and "explanation" in r.json()["data"]
+        assert r.json()["data"]["embedding_score"]["scorer"] == "embedding-auroc-v1"
 
 
 def test_vectors_built_from_shared_parts_equal_the_stored_ones(api_env, tiny):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from dd_assets import storage
 from dd_assets.tables import ACTIVATION_SAMPLE_WINDOWS, EXPLANATIONS, NEURON_EXAMPLES
@@ -116,3 +117,86 @@ def test_every_explanation_has_a_unit_embedding_from_the_shared_encoder(tiny):
         default_encoder(), joined["kind"].to_list(), joined["explanation"].to_list()
     )
     np.testing.assert_allclose(stored, again, atol=1e-5)
+
+
+def test_window_embeddings_are_the_encoder_run_on_each_grid_window(tiny):
+    import numpy as np
+
+    from dd_assets.assets.window_embeddings import GRID
+    from dd_assets.methods.sentence_encoder import default_encoder
+    from dd_assets.tables import DATASET_TOKENS, WINDOW_EMBEDDINGS
+
+    windows = storage.read(tiny.root, WINDOW_EMBEDDINGS, "tiny").sort("window")
+    tokens = storage.read(tiny.root, DATASET_TOKENS, "tiny").sort("doc_index")
+    starts = GRID.starts(24).tolist()
+    assert windows.height == tokens.height * len(starts)
+    assert windows["window"].to_list() == list(range(windows.height))
+    assert set(windows["encoder"]) == {"all-MiniLM-L6-v2"}
+    picked = windows.gather([0, 7, windows.height - 1])
+    texts = []
+    for doc, start, length in picked.select("doc_index", "start", "length").iter_rows():
+        row = tokens.filter(pl.col("doc_index") == doc)["tokens"][0].to_list()
+        assert start >= 1 and start + length <= len(row)
+        texts.append("".join(row[start : start + length]))
+    stored = np.asarray(picked["embedding"].to_list(), dtype=np.float32)
+    np.testing.assert_allclose(stored, default_encoder().embed(texts), atol=1e-5)
+
+
+def test_every_neuron_has_an_embedding_auroc_or_a_reason_and_it_matches_brute_force(tiny):
+    import numpy as np
+
+    from dd_assets.assets.window_embeddings import GRID
+    from dd_assets.tables import EMBEDDING_SCORES, EXPLANATION_EMBEDDINGS, WINDOW_EMBEDDINGS
+    from tests.explain.test_embedding_score import brute_auroc
+
+    scores = storage.read(tiny.root, EMBEDDING_SCORES, "tiny")
+    assert scores.height == 2 * 96 and scores.select("layer", "neuron").n_unique() == 2 * 96
+    assert set(scores["scorer"]) == {"embedding-auroc-v1"}
+    assert set(scores["encoder"]) == {"all-MiniLM-L6-v2"}
+    assert set(scores["negative_source"]) == {"uniform-sample"}
+    assert (scores["score"].is_null() == scores["score_status"].str.starts_with("unscored: ")).all()
+    assert (scores.filter(pl.col("score").is_not_null())["score_status"] == "scored").all()
+    assert scores["score"].drop_nulls().is_between(0, 1).all()
+    assert scores["score"].drop_nulls().len() > 0.8 * scores.height
+
+    # Recompute some neurons from the stored vectors by the definition, pair by pair.
+    expl = storage.read(tiny.root, EXPLANATIONS, "tiny")
+    examples = storage.read(tiny.root, NEURON_EXAMPLES, "tiny")
+    windows = storage.read(tiny.root, WINDOW_EMBEDDINGS, "tiny")
+    vectors = storage.read(tiny.root, EXPLANATION_EMBEDDINGS, "tiny")
+    sample = storage.read(tiny.root, ACTIVATION_SAMPLE_WINDOWS, "tiny")
+    by_key = {
+        (d, s): np.asarray(v, np.float32)
+        for d, s, v in windows.select("doc_index", "start", "embedding").iter_rows()
+    }
+    checked = 0
+    for row in scores.filter(pl.col("score").is_not_null()).head(10).iter_rows(named=True):
+        layer, neuron = row["layer"], row["neuron"]
+        e = expl.filter((pl.col("layer") == layer) & (pl.col("neuron") == neuron)).row(
+            0, named=True
+        )
+        assert set(row["positive_doc_indices"]) <= set(e["score_doc_indices"])
+        assert not set(row["positive_doc_indices"]) & set(e["explain_doc_indices"])
+        v = np.asarray(
+            vectors.filter((pl.col("layer") == layer) & (pl.col("neuron") == neuron))["embedding"][
+                0
+            ],
+            np.float32,
+        )
+        tops = examples.filter(
+            (pl.col("layer") == layer) & (pl.col("neuron") == neuron) & (pl.col("kind") == "top")
+        )
+        pos = []
+        for doc in row["positive_doc_indices"]:
+            peak = tops.filter(pl.col("doc_index") == doc)["max_activating_token_index"][0]
+            start = int(GRID.peak_starts(np.array([peak]), 24)[0])
+            pos.append(float(by_key[(doc, start)] @ v))
+        own = set(e["explain_doc_indices"]) | set(row["positive_doc_indices"])
+        neg = []
+        for doc, s, n in sample.select("doc_index", "start", "length").iter_rows():
+            if doc not in own:
+                neg += [float(by_key[(doc, int(w))] @ v) for w in GRID.span_starts(s, n, 24)]
+        assert (row["positives"], row["negatives"]) == (len(pos), len(neg))
+        assert row["score"] == pytest.approx(brute_auroc(pos, neg), abs=1e-6)
+        checked += 1
+    assert checked == 10

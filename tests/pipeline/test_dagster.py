@@ -26,6 +26,7 @@ def test_definitions_load():
         "neuron_similarity", "explanations", "activation_sample", "activation_sample_windows",
         "neuron_coactivation", "token_index", "n2g_fidelity", "explanation_embeddings",
         "token_description_vectors",
+        "window_embeddings", "embedding_scores",
     }  # fmt: skip
     assert defs.resolve_job_def("summary_assets") is not None
 

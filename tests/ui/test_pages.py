@@ -190,6 +190,14 @@ def test_neuron_page_shows_the_served_graph_fidelity_similar_and_explanation(cli
     quote = re.search(r'<blockquote class="expl">(.*?)</blockquote>', expl, re.S).group(1)
     assert html.unescape(quote) == e["explanation"] and e["explanation"]
     assert f"score <b>{num(e['score'])}</b>" in expl and e["explainer"] in expl
+    # The second, independent score: labelled with its scorer and encoder, never merged.
+    a = e["embedding_score"]
+    shown = re.search(
+        r'<p id="embedding-score">embedding AUROC <b>([^<]*)</b>(.*?)</p>', expl, re.S
+    )
+    assert shown.group(1) == num(a["score"]) and a["scorer"] in shown.group(2)
+    assert a["encoder"] in shown.group(2)
+    assert (a["score_status"] in html.unescape(shown.group(2))) == (a["score"] is None)
     assert "data-not-computed" not in page
 
 

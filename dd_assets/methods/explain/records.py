@@ -155,21 +155,19 @@ def _positions(start: np.ndarray, width: int) -> np.ndarray:
     return start[:, None] + np.arange(width)[None, :]  # [row, pos]
 
 
-def cut_excerpts(
+def split_rows(
     neuron: Int[np.ndarray, " row"],
     kind: np.ndarray,
     rank: Int[np.ndarray, " row"],
     doc_index: Int[np.ndarray, " row"],
-    activations: Float[np.ndarray, "row ctx"],
-    max_token: Int[np.ndarray, " row"],
-    doc_token_ids: Int[np.ndarray, "doc ctx"],
     cfg: SplitConfig = SplitConfig(),
-    seed: int = 0,
-) -> Excerpts:
-    """Select the explain and score examples of every neuron and cut their windows.
+) -> tuple[Int[np.ndarray, " excerpt"], np.ndarray]:
+    """Which example rows make up each neuron's explain and score splits.
 
-    Inputs are the rows of ``neuron_examples`` for one layer (any order) and the layer's dataset
-    token ids, row = doc_index. `seed` varies the random windows (use the layer index).
+    Returns (row numbers into the inputs, sorted by neuron, explain first, top before random,
+    rank; whether each is in the explain split). A score row whose document is an explain
+    document of the same neuron, or repeats one of its score documents, is left out. Every
+    scorer of an explanation reads its held-out rows from here, so they all see the same ones.
     """
     neuron = np.asarray(neuron, dtype=np.int64)
     kind = np.asarray(kind, dtype=str)
@@ -192,12 +190,30 @@ def cut_excerpts(
     is_first = np.zeros(len(key), dtype=bool)
     is_first[first] = True
     clash = ~explain & (np.isin(key, explain_keys) | ~is_first)
-    rows, neuron, explain, doc_index = (
-        rows[~clash],
-        neuron[~clash],
-        explain[~clash],
-        doc_index[~clash],
-    )
+    return rows[~clash], explain[~clash]
+
+
+def cut_excerpts(
+    neuron: Int[np.ndarray, " row"],
+    kind: np.ndarray,
+    rank: Int[np.ndarray, " row"],
+    doc_index: Int[np.ndarray, " row"],
+    activations: Float[np.ndarray, "row ctx"],
+    max_token: Int[np.ndarray, " row"],
+    doc_token_ids: Int[np.ndarray, "doc ctx"],
+    cfg: SplitConfig = SplitConfig(),
+    seed: int = 0,
+) -> Excerpts:
+    """Select the explain and score examples of every neuron and cut their windows.
+
+    Inputs are the rows of ``neuron_examples`` for one layer (any order) and the layer's dataset
+    token ids, row = doc_index. `seed` varies the random windows (use the layer index).
+    """
+    kind = np.asarray(kind, dtype=str)
+    rows, explain = split_rows(neuron, kind, rank, doc_index, cfg)
+    neuron = np.asarray(neuron, dtype=np.int64)[rows]
+    doc_index = np.asarray(doc_index, dtype=np.int64)[rows]
+    rank = np.asarray(rank, dtype=np.int64)
 
     ctx = activations.shape[1]
     width = min(cfg.window, ctx - 1)
