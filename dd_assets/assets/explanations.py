@@ -142,6 +142,7 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
             explainer_model=explainer.explainer_model,
             simulator_model=explainer.simulator_model or explainer.explainer_model,
             concurrency=explainer.concurrency,
+            simulator=explainer.simulator,
         )
         budget = Budget(explainer.max_tokens or None)
         cache = ReplyCache(explainer.cache_path(model, layer))
