@@ -9,8 +9,9 @@ behaviours (ignore or refuse log-probabilities, a word whose prompts always get 
 ``POST /v1/completions`` with ``echo`` answers the all-at-once simulator: the prompt split into
 tokens (line text, tabs, newlines), each with top log-probabilities; at every value position of
 the prompt's last ``Activations:`` block they favour 10 where the line's token holds a "7", else
-0. By default it refuses ``echo`` the way llama.cpp's server does (HTTP 500); tests set
-``fake.echo = "ok"`` (or ``"ignore"``: a reply without log-probabilities).
+0. By default it refuses ``echo`` (HTTP 500, as older llama.cpp servers did); tests set
+``fake.echo = "ok"``, or ``"ignore"``: one generated token with chat-style log-probabilities and
+no prompt, as llama.cpp's server (b11434) answers.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ class FakeOpenAI:
             "choices": [
                 {
                     "index": 0,
-                    "text": prompt,
-                    "logprobs": None if self.echo == "ignore" else logprobs,
+                    "text": "c" if self.echo == "ignore" else prompt,
+                    "logprobs": {"content": [_item("c", {"c": -0.2})]}
+                    if self.echo == "ignore"
+                    else logprobs,
                     "finish_reason": "length",
                 }
             ],
@@ -112,7 +115,9 @@ class FakeOpenAI:
         last = messages[-1]["content"]
         kind = "explain" if "Explanation of neuron" in last else "simulate"
         with self.lock:
-            self.requests.append({"kind": kind, "model": request["model"]})
+            self.requests.append(
+                {"kind": kind, "model": request["model"], "stop": request.get("stop")}
+            )
             action = self.actions.popleft() if self.actions else "ok"
         if action == "429":
             return 429, b'{"error": {"message": "slow down"}}', {"retry-after": "0"}

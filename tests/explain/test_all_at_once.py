@@ -131,6 +131,8 @@ def test_without_echo_the_chat_simulator_is_used_and_the_probe_runs_once(echo):
     assert {r.simulator_mode for r in results.values()} == {"logprobs"}
     assert all(r.score > 0.95 for r in results.values())
     assert fake.count("echo") == 1 and fake.count("simulate") == 8
+    # The chat simulator stops at the line after the excerpt's last token (6 tokens here).
+    assert [r["stop"] for r in fake.requests if r["kind"] == "simulate"] == [["\n7\t"]] * 8
     assert client.echoes_prompt_logprobs("simulator-y") is False
     assert fake.count("echo") == 1  # the answer is remembered
 

@@ -11,8 +11,8 @@ offered at the position of its ``unknown``::
 The worked neurons show ``unknown`` for their first tokens and real values after that, so the
 model has learnt that a number may follow a tab where the prompt happens to say ``unknown``. This
 is the simulator OpenAI scored with; it needs one forward pass per excerpt and no generation, so
-it is the cheapest mode where an endpoint offers it (vLLM does; llama.cpp's server refuses
-``echo``). `simulator_mode` is ``"all-at-once"``.
+it is the cheapest mode where an endpoint offers it (vLLM does; llama.cpp's server ignores
+``echo`` and returns no prompt log-probabilities). `simulator_mode` is ``"all-at-once"``.
 
 The prompt is plain text in our own words (not OpenAI's); `VERSION` is part of every cached
 simulation's key, so bump it when the prompt changes.

@@ -213,9 +213,10 @@ class ChatClient:
 
     def complete(
         self, messages: list[dict[str, str]], model: str, max_tokens: int, logprobs: bool = False,
-        temperature: float = 0.0,
+        temperature: float = 0.0, stop: list[str] | None = None,
     ) -> ChatReply:  # fmt: skip
-        """One chat completion, retried on transient errors; raises ReplyError when it gives up."""
+        """One chat completion, retried on transient errors; raises ReplyError when it gives up.
+        `stop`: strings at which the endpoint stops generating (at most 4)."""
         want_logprobs = logprobs and self.logprobs_supported and self.config.top_logprobs > 0
         kwargs: dict = {
             "model": model,
@@ -223,6 +224,8 @@ class ChatClient:
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
+        if stop:
+            kwargs["stop"] = stop
         if want_logprobs:
             try:
                 return self._retried(
@@ -263,8 +266,8 @@ class ChatClient:
 
     def echoes_prompt_logprobs(self, model: str) -> bool:
         """Whether `model` at this endpoint echoes prompt log-probabilities (the all-at-once
-        simulator needs them). Probed once, with one short request and no retry: a refusal
-        (llama.cpp's server answers ``echo`` with an error) or a reply without them means no."""
+        simulator needs them). Probed once, with one short request and no retry: a refusal or a
+        reply without them (llama.cpp's server ignores ``echo`` and generates a token) means no."""
         with self._probe_lock:
             if model not in self._echoes:
                 try:

@@ -103,9 +103,10 @@ def simulate(
         reply = client.prompt_logprobs(prompt.text, model)
         sim = read_echo(prompt, reply.tokens, reply.top_logprobs, reply.text_offset)
         return sim, reply.tokens_used
+    # Stop at the line after the last token's: small models go on counting past it.
     reply = client.complete(
         simulation_messages(explanation, tokens), model, max_tokens=8 * len(tokens) + 16,
-        logprobs=True,
+        logprobs=True, stop=[f"\n{len(tokens) + 1}\t"],
     )  # fmt: skip
     return parse_simulation(reply.text, reply.logprobs, len(tokens)), reply.tokens_used
 
