@@ -19,8 +19,8 @@ import os
 import time
 
 import numpy as np
+from _common import free_port
 
-from bench._common import free_port
 from dd_assets import storage
 from dd_assets.assets.explanations import layer_excerpts, llm_sample
 from dd_assets.methods.explain.client import Budget, ChatClient, ClientConfig, ReplyCache

