@@ -14,9 +14,16 @@ from dd_assets.methods.explain.client import ChatClient, ClientConfig, ReplyCach
 from dd_assets.methods.explain.prompts import WORKED_EXAMPLES
 from dd_assets.methods.explain.simulate import ALL_AT_ONCE
 from tests.explain.fake_openai import EXPLANATION, fake_openai_server
-from tests.explain.test_client import config, run
+from tests.explain.test_client import config
+from tests.explain.test_client import run as run_with
 
 LOG = math.log
+
+
+def run(url: str, **kw):
+    """`test_client.run` with a timeout a loaded machine cannot hit: these tests count requests,
+    and a timed-out request is retried (the fault cases are `test_client`'s)."""
+    return run_with(url, **{"timeout_s": 30.0, **kw})
 
 
 def split(text: str) -> list[str]:
@@ -159,6 +166,6 @@ def test_a_transient_error_during_the_probe_means_no_echo_and_no_retry():
     with fake_openai_server() as (fake, url):
         fake.echo = "ok"
         fake.actions.append("500")
-        client = ChatClient(config(url), api_key="k")
+        client = ChatClient(config(url, timeout_s=30.0), api_key="k")
         assert client.echoes_prompt_logprobs("m") is False
         assert fake.count("echo") == 1
