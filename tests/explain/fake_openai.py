@@ -3,8 +3,15 @@
 It explains every neuron as "tokens with the digit 7" and simulates by marking tokens containing
 "7" as firing, with log-probabilities in the OpenAI schema (``choices[0].logprobs.content[i]
 .top_logprobs``). Tests script failures: a queue of one-shot actions (``"429"``, ``"500"``,
-``"401"``, ``"404"``, ``"hang"``, ``"malformed"``) consumed by the next requests, and standing behaviours (ignore or
-refuse log-probabilities, a word whose prompts always get a malformed reply).
+``"401"``, ``"404"``, ``"hang"``, ``"malformed"``) consumed by the next requests, and standing
+behaviours (ignore or refuse log-probabilities, a word whose prompts always get a malformed reply).
+
+``POST /v1/completions`` with ``echo`` answers the all-at-once simulator: the prompt split into
+tokens (line text, tabs, newlines), each with top log-probabilities; at every value position of
+the prompt's last ``Activations:`` block they favour 10 where the line's token holds a "7", else
+0. By default it refuses ``echo`` (HTTP 500, as older llama.cpp servers did); tests set
+``fake.echo = "ok"``, or ``"ignore"``: one generated token with chat-style log-probabilities and
+no prompt, as llama.cpp's server (b11434) answers.
 """
 
 from __future__ import annotations
@@ -27,11 +34,16 @@ def _simulate(prompt: str) -> list[tuple[int, int, dict[str, float]]]:
     out = []
     for line in body.splitlines():
         index, token = line.split("\t", 1)
-        if "7" in token:
-            out.append((int(index), 10, {"10": math.log(0.8), "9": math.log(0.2)}))
-        else:
-            out.append((int(index), 0, {"0": math.log(0.9), "1": math.log(0.1), " x": -9.0}))
+        fires = "7" in token
+        out.append((int(index), 10 if fires else 0, _simulate_value(fires)))
     return out
+
+
+def _simulate_value(fires: bool) -> dict[str, float]:
+    """Top log-probabilities of a value: mostly 10 where the token fires, mostly 0 elsewhere."""
+    if fires:
+        return {"10": math.log(0.8), "9": math.log(0.2)}
+    return {"0": math.log(0.9), "1": math.log(0.1), " x": -9.0}
 
 
 class FakeOpenAI:
@@ -42,6 +54,7 @@ class FakeOpenAI:
         self.refuse_logprobs = False
         self.poison = "POISON"
         self.hang_s = 2.0
+        self.echo = "refuse"  # "ok" | "refuse" | "ignore"
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.in_flight = 0
@@ -52,12 +65,59 @@ class FakeOpenAI:
 
     # -- replies ---------------------------------------------------------------------------------
 
+    def echo_reply(self, request: dict) -> tuple[int, bytes, dict[str, str]]:
+        """A legacy completion with ``echo``: the prompt's tokens and their log-probabilities."""
+        with self.lock:
+            self.requests.append({"kind": "echo", "model": request["model"]})
+            action = self.actions.popleft() if self.actions else "ok"
+        if action in ("429", "500"):
+            return int(action), b'{"error": {"message": "no"}}', {"retry-after": "0"}
+        if self.echo == "refuse" and request.get("echo"):
+            return 500, b'{"error": {"code": 500, "message": "Only no echo is supported"}}', {}
+        prompt = request["prompt"]
+        tokens = re.findall(r"[\t\n]|[^\t\n]+", prompt)
+        target = len(re.findall(r"[\t\n]|[^\t\n]+", prompt.rsplit("Activations:", 1)[0]))
+        tops: list[dict[str, float] | None] = [None]
+        for i in range(1, len(tokens)):
+            if i > target and tokens[i - 1] == "\t":
+                tops.append(_simulate_value("7" in tokens[i - 2]))
+            else:
+                tops.append({tokens[i]: 0.0})
+        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+        logprobs = {
+            "tokens": tokens,
+            "token_logprobs": [None if t is None else max(t.values()) for t in tops],
+            "top_logprobs": tops,
+            "text_offset": offsets,
+        }
+        body = {
+            "id": "cmpl-test",
+            "object": "text_completion",
+            "created": 0,
+            "model": request["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "text": "c" if self.echo == "ignore" else prompt,
+                    "logprobs": {"content": [_item("c", {"c": -0.2})]}
+                    if self.echo == "ignore"
+                    else logprobs,
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": {"prompt_tokens": len(tokens), "completion_tokens": 0,
+                      "total_tokens": len(tokens)},
+        }  # fmt: skip
+        return 200, json.dumps(body).encode(), {}
+
     def reply(self, request: dict) -> tuple[int, bytes, dict[str, str]]:
         messages = request["messages"]
         last = messages[-1]["content"]
         kind = "explain" if "Explanation of neuron" in last else "simulate"
         with self.lock:
-            self.requests.append({"kind": kind, "model": request["model"]})
+            self.requests.append(
+                {"kind": kind, "model": request["model"], "stop": request.get("stop")}
+            )
             action = self.actions.popleft() if self.actions else "ok"
         if action == "429":
             return 429, b'{"error": {"message": "slow down"}}', {"retry-after": "0"}
@@ -121,16 +181,17 @@ def _handler(fake: FakeOpenAI):
             return
 
         def do_POST(self) -> None:
-            if not re.fullmatch(r"/v1/chat/completions", self.path):
+            if self.path not in ("/v1/chat/completions", "/v1/completions"):
                 self.send_error(404)
                 return
             length = int(self.headers.get("content-length", 0))
             request = json.loads(self.rfile.read(length))
+            answer = fake.echo_reply if self.path == "/v1/completions" else fake.reply
             with fake.lock:
                 fake.in_flight += 1
                 fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
             try:
-                status, body, headers = fake.reply(request)
+                status, body, headers = answer(request)
             finally:
                 with fake.lock:
                     fake.in_flight -= 1

@@ -3,13 +3,16 @@
 Per neuron: the explain excerpts, scaled 0-10 over that block, go into the explanation prompt; the
 explainer's reply is the explanation; the simulator then predicts every score excerpt (held out,
 never an explain document) token by token; the score is the pooled correlation of the simulated
-values with the true activations.
+values with the true activations. The simulator reads the prompt's echoed log-probabilities
+(`all_at_once`, OpenAI's scoring simulator) where the endpoint offers them, else a chat reply's
+(`simulate`); `simulator_mode` names which.
 
 Explanations and simulations are cached (`ReplyCache`): the explanation under (model, layer,
 neuron, prompt version, explainer model, the data's identity: dataset, context length, top-k, and
 a hash of the explain excerpts' tokens), a simulation under that key plus the simulator model,
-the excerpt's document, start and token hash, so a re-run asks the endpoint nothing it already
-answered, and a changed registry or dataset never reuses a reply about other text. Only
+the excerpt's document, start and token hash (and, all at once, that prompt's version), so a
+re-run asks the endpoint nothing it already answered, and a changed registry or dataset never
+reuses a reply about other text. Only
 successes are cached, so a failure is retried by the next run. An explanation that restates one
 of the prompt's worked examples is asked for again, and fails after `EXPLAIN_TRIES` replies.
 
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dd_assets.methods.explain.all_at_once import VERSION as ECHO_VERSION
+from dd_assets.methods.explain.all_at_once import echo_prompt, read_echo
 from dd_assets.methods.explain.client import Budget, ChatClient, ReplyCache, ReplyError
 from dd_assets.methods.explain.prompts import (
     PROMPT_VERSION,
@@ -38,7 +43,13 @@ from dd_assets.methods.explain.prompts import (
 )
 from dd_assets.methods.explain.protocol import RANDOM_SOURCES, protocol_scores, unscored
 from dd_assets.methods.explain.records import TOP, Excerpts, max_activation, normalise
-from dd_assets.methods.explain.simulate import LOGPROBS, SAMPLED, parse_simulation
+from dd_assets.methods.explain.simulate import (
+    ALL_AT_ONCE,
+    LOGPROBS,
+    SAMPLED,
+    Simulation,
+    parse_simulation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +90,40 @@ class NeuronResult:
 
 def _records(ex: Excerpts, rows: np.ndarray, vocab: Sequence[str]) -> list[tuple[list[str], list]]:
     return [([vocab[t] for t in ex.token_ids[r]], ex.activations[r]) for r in rows]
+
+
+def simulate(
+    client: ChatClient, explanation: str, tokens: list[str], echo: bool
+) -> tuple[Simulation, int]:
+    """Simulated 0-10 values for one excerpt and the tokens that cost: all at once from the
+    echoed prompt where the endpoint can (`echo`), else from a chat reply."""
+    model = client.config.simulator_model
+    if echo:
+        prompt = echo_prompt(explanation, tokens)
+        reply = client.prompt_logprobs(prompt.text, model)
+        sim = read_echo(prompt, reply.tokens, reply.top_logprobs, reply.text_offset)
+        return sim, reply.tokens_used
+    # Stop at the line after the last token's: small models go on counting past it.
+    reply = client.complete(
+        simulation_messages(explanation, tokens), model, max_tokens=8 * len(tokens) + 16,
+        logprobs=True, stop=[f"\n{len(tokens) + 1}\t"],
+    )  # fmt: skip
+    return parse_simulation(reply.text, reply.logprobs, len(tokens)), reply.tokens_used
+
+
+def choose_echo(client: ChatClient, hits: dict[bool, list]) -> bool:
+    """Whether a neuron is simulated all at once, given its cached simulations per choice.
+
+    One mode per neuron, and no request when its simulations are all cached: a neuron cached
+    whole in one mode keeps it (all at once first, unless the chat simulator was chosen);
+    otherwise the endpoint is probed (once per client) when `simulator` is ``auto``.
+    """
+    cfg = client.config
+    if cfg.simulator == "auto" and all(h is not None for h in hits[True]):
+        return True
+    if all(h is not None for h in hits[False]):
+        return False
+    return cfg.simulator == "auto" and client.echoes_prompt_logprobs(cfg.simulator_model)
 
 
 def explain_neuron(
@@ -137,21 +182,30 @@ def explain_neuron(
                     f"{explanation!r}"
                 )
             cache.put(["explanation", *key], explanation)
+        sim_keys = {
+            echo: [
+                [
+                    "simulation",
+                    *key,
+                    cfg.simulator_model,
+                    int(excerpts.doc_index[r]),
+                    int(excerpts.start[r]),
+                    excerpt_hash(excerpts.token_ids[r]),
+                    explanation,
+                    *([ECHO_VERSION] if echo else []),
+                ]  # fmt: skip
+                for r in score_rows
+            ]
+            for echo in (True, False)
+        }
+        hits = {echo: [cache.get(k) for k in keys] for echo, keys in sim_keys.items()}
+        echo = choose_echo(client, hits)
         true, predicted, modes = [], [], set()
-        for r in score_rows:
-            tokens = [vocab[t] for t in excerpts.token_ids[r]]
-            sim_key = [
-                "simulation", *key, cfg.simulator_model, int(excerpts.doc_index[r]),
-                int(excerpts.start[r]), excerpt_hash(excerpts.token_ids[r]), explanation,
-            ]  # fmt: skip
-            hit = cache.get(sim_key)
+        for r, sim_key, hit in zip(score_rows, sim_keys[echo], hits[echo], strict=True):
             if hit is None:
-                reply = client.complete(
-                    simulation_messages(explanation, tokens), cfg.simulator_model,
-                    max_tokens=8 * len(tokens) + 16, logprobs=True,
-                )  # fmt: skip
-                used += reply.tokens_used
-                sim = parse_simulation(reply.text, reply.logprobs, len(tokens))
+                tokens = [vocab[t] for t in excerpts.token_ids[r]]
+                sim, tokens_used = simulate(client, explanation, tokens, echo)
+                used += tokens_used
                 hit = {"values": sim.values.round(4).tolist(), "mode": sim.mode}
                 cache.put(sim_key, hit)
             true.append(excerpts.activations[r])
@@ -174,7 +228,10 @@ def explain_neuron(
         1,
         "the simulated activations are constant on the held-out excerpts",
     )
-    mode = SAMPLED if SAMPLED in modes else LOGPROBS
+    mode = next(
+        (m for m in (SAMPLED, LOGPROBS, ALL_AT_ONCE) if m in modes),
+        ALL_AT_ONCE if echo else LOGPROBS,
+    )
     random_kinds = sorted({str(k) for k in excerpts.kind[score_rows] if k != TOP})
     return NeuronResult(
         explanation=explanation, score=scores.value("pooled", 0),

@@ -88,6 +88,20 @@ class Excerpts:
             *(getattr(self, f)[mask] for f in self.__dataclass_fields__)  # type: ignore[arg-type]
         )
 
+    def around_peaks(self, width: int) -> Excerpts:
+        """Every excerpt cut to `width` tokens around its largest activation (shorter prompts
+        for a slow endpoint; tests and benchmarks)."""
+        if not 1 <= width <= self.width:
+            raise ValueError(f"width must be 1..{self.width}, got {width}")
+        first = np.clip(self.activations.argmax(axis=1) - width // 2, 0, self.width - width)
+        cols = first[:, None] + np.arange(width)[None, :]  # [row, pos]
+        return Excerpts(
+            neuron=self.neuron, explain=self.explain, kind=self.kind, rank=self.rank,
+            doc_index=self.doc_index, start=self.start + first,
+            token_ids=np.take_along_axis(self.token_ids, cols, axis=1),
+            activations=np.take_along_axis(self.activations, cols, axis=1),
+        )  # fmt: skip
+
     def doc_indices(self, neuron: int, explain: bool) -> list[int]:
         sel = (self.neuron == neuron) & (self.explain == explain)
         return self.doc_index[sel].tolist()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOGPROBS, SAMPLED = "logprobs", "sampled"
+ALL_AT_ONCE = "all-at-once"  # `all_at_once`: read from the prompt's echoed log-probabilities
 _LINE = re.compile(r"^\s*(\d+)\s*\t\s*(\S+)")
 _NUMBER = re.compile(r"^(?:10|[0-9])$")
 
@@ -39,7 +40,7 @@ class TokenLogprob:
 @dataclass(frozen=True)
 class Simulation:
     values: np.ndarray  # float64 [pos], simulated 0-10 activation per excerpt token
-    mode: str  # LOGPROBS or SAMPLED
+    mode: str  # LOGPROBS, SAMPLED or ALL_AT_ONCE
     missing: int  # tokens the reply gave no value for (simulated as 0)
 
 
