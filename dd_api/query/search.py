@@ -34,14 +34,13 @@ from dd_api.query.metadata import missing_tables
 from dd_api.query.refs import ModelRef
 from dd_api.query.schemas import ExplanationMatch, ExplanationSearch
 from dd_api.query.store import DataStore
-from dd_assets.methods.explain.semantic import RRF_K, hybrid_rank
+from dd_assets.methods.explain.semantic import EMBEDDING_DEPTH, RRF_K, hybrid_rank
 from dd_assets.tables import EXPLANATION_EMBEDDINGS, EXPLANATIONS, TOKEN_DESCRIPTION_VECTORS
 
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY = 200
 MAX_TERMS = 16
 K1, B = 1.2, 0.75
-EMBEDDING_DEPTH = 100  # nearest explanations by embedding that enter a ranking
 MIN_Z = 2.0  # an explanation must be this many standard deviations closer to the query than typical
 MODES = ("hybrid", "bm25", "embedding")
 
@@ -144,13 +143,12 @@ class ExplanationIndex:
         bm25_key = np.zeros(len(bm25))
         bm25_key[order] = np.arange(len(order), 0, -1)
         cosine = self.similarity(query)
-        near = np.flatnonzero(cosine >= similarity_floor(cosine))
-        if len(near) > EMBEDDING_DEPTH:
-            near = near[np.argpartition(-cosine[near], EMBEDDING_DEPTH - 1)[:EMBEDDING_DEPTH]]
-        # Rows outside `near` are kept out of the embedding list by a similarity below any in it.
-        eligible = np.full(len(cosine), -np.inf)
-        eligible[near] = cosine[near]
-        rows, fused = hybrid_rank(bm25_key, eligible, depth=len(near))
+        # Rows below the floor never enter the embedding list: hybrid_rank takes the `depth`
+        # nearest, and there are at most as many eligible rows.
+        stands_out = cosine >= similarity_floor(cosine)
+        eligible = np.where(stands_out, cosine, -np.inf)
+        depth = min(EMBEDDING_DEPTH, int(stands_out.sum()))
+        rows, fused = hybrid_rank(bm25_key, eligible, depth=depth)
         page = slice(offset, offset + limit)
         results = [
             self._match(r, offset + i + 1, f, bm25[r], cosine[r])
