@@ -115,11 +115,16 @@ class ActivationScan:
         self.cfg = config
         n_layers, k, pos = len(self.layers), config.top_k, context_length
         # Both polarities share one ranking routine: the bottom k are the top k of -min.
+        # Values and documents are kept in rank order; a document's activations stay in the slot
+        # they were written to (`*_slot`: rank -> slot), so a batch costs one write per document
+        # that enters a neuron's list instead of a reshuffle of the whole [k, d_mlp, pos] buffer.
         self.top_values = torch.full((n_layers, k, d_mlp), -math.inf)
         self.top_docs = torch.full((n_layers, k, d_mlp), -1, dtype=torch.int64)
+        self.top_slot = torch.arange(k)[None, :, None].repeat(n_layers, 1, d_mlp)
         self.top_acts = torch.zeros(n_layers, k, d_mlp, pos)
         self.neg_values = torch.full((n_layers, k, d_mlp), -math.inf)
         self.neg_docs = torch.full((n_layers, k, d_mlp), -1, dtype=torch.int64)
+        self.neg_slot = self.top_slot.clone()
         self.neg_acts = torch.zeros(n_layers, k, d_mlp, pos)
         self.count = 0
         self.sum = torch.zeros(n_layers, d_mlp, dtype=torch.float64)
@@ -164,9 +169,11 @@ class ActivationScan:
             x = acts[:, 1:, :]  # [batch, pos-1, d_mlp]
             doc_max = x.amax(dim=1)  # [batch, d_mlp]
             per_neuron = acts.permute(0, 2, 1)  # [batch, d_mlp, pos]
-            self._rank(self.top_values, self.top_docs, self.top_acts, i, doc_max, ids, per_neuron)
+            top = (self.top_values, self.top_docs, self.top_slot, self.top_acts)
+            self._rank(*top, i, doc_max, ids, per_neuron)
             doc_min = x.amin(dim=1)
-            self._rank(self.neg_values, self.neg_docs, self.neg_acts, i, -doc_min, ids, per_neuron)
+            neg = (self.neg_values, self.neg_docs, self.neg_slot, self.neg_acts)
+            self._rank(*neg, i, -doc_min, ids, per_neuron)
             for b, slot in windows:
                 start = int(self.window_starts[slot])
                 rows = slice(slot * self.window_len, (slot + 1) * self.window_len)
@@ -176,9 +183,9 @@ class ActivationScan:
             # reducing in float64 and accurate to ~1e-7 relative per batch.
             self.sum[i] += flat.sum(0)
             self.sumsq[i] += (flat * flat).sum(0)
-            self.max[i] = torch.maximum(self.max[i], flat.amax(0))
-            self.min[i] = torch.minimum(self.min[i], flat.amin(0))
-            self.positive[i] += (flat > 0).float().sum(0).long()
+            self.max[i] = torch.maximum(self.max[i], doc_max.amax(0))
+            self.min[i] = torch.minimum(self.min[i], doc_min.amin(0))
+            self.positive[i] += (flat > 0).sum(0)
             self._add_fine(i, x[:, :: cfg.hist_stride, :].reshape(-1, self.d_mlp))
             if sampled.any():
                 self.sample_max[i, in_sample[sampled]] = doc_max[sampled]
@@ -188,19 +195,45 @@ class ActivationScan:
         self,
         values: torch.Tensor,
         docs: torch.Tensor,
+        slots: torch.Tensor,
         kept: torch.Tensor,
         i: int,
         batch_values: Float[torch.Tensor, "batch d_mlp"],
         batch_docs: Int[torch.Tensor, "batch d_mlp"],
         batch_acts: Float[torch.Tensor, "batch d_mlp pos"],
     ) -> None:
-        """Merge a batch into layer i's running top k, carrying each document's activations."""
+        """Merge a batch into layer i's running top k, writing the activations of entrants only.
+
+        An entrant takes the slot of a document it pushed out: per neuron, the j-th entrant (in
+        rank order) gets the j-th freed slot (in old rank order).
+        """
+        k = self.cfg.top_k
         merged = torch.cat([values[i], batch_values])  # [k + batch, d_mlp]
-        values[i], idx = merged.topk(self.cfg.top_k, dim=0)
+        values[i], idx = merged.topk(k, dim=0)
         docs[i] = torch.cat([docs[i], batch_docs]).gather(0, idx)
-        if bool((idx >= self.cfg.top_k).any()):  # some document of this batch got in
-            pool = torch.cat([kept[i], batch_acts])  # [k + batch, d_mlp, pos]
-            kept[i] = pool.gather(0, idx[..., None].expand(-1, -1, pool.shape[-1]))
+        entrant = idx >= k  # [k, d_mlp]: ranks now held by a document of this batch
+        old = slots[i]
+        if not bool(entrant.any()):
+            slots[i] = old.gather(0, idx)
+            return
+        stayed = torch.zeros(k + 1, old.shape[1], dtype=torch.int64)
+        stayed.scatter_add_(0, torch.where(entrant, k, idx), torch.ones_like(idx))
+        freed_first = torch.argsort(stayed[:k].clamp_max(1), dim=0, stable=True)
+        freed = old.gather(0, freed_first)  # per neuron: freed slots first, in old rank order
+        entrants_first = torch.argsort((~entrant).to(torch.int64), dim=0, stable=True)
+        new = old.gather(0, torch.where(entrant, 0, idx))  # stayers keep their slot
+        fill = torch.arange(k)[:, None] < entrant.sum(0)  # the j-th entrant, j < entrants
+        new.scatter_(0, entrants_first, torch.where(fill, freed, new.gather(0, entrants_first)))
+        slots[i] = new
+        rank, neuron = entrant.nonzero(as_tuple=True)
+        kept[i][new[rank, neuron], neuron] = batch_acts[idx[rank, neuron] - k, neuron]
+
+    def _in_rank_order(self, slots: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """Reorder the kept activations from slot to rank order, in place, one layer at a time."""
+        for i in range(kept.shape[0]):
+            kept[i] = kept[i].gather(0, slots[i][..., None].expand(-1, -1, kept.shape[-1]))
+            slots[i] = torch.arange(slots.shape[1])[:, None]
+        return kept
 
     def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
         """Activation -> position on the fine grid, in [0, fine_bins)."""
@@ -228,10 +261,12 @@ class ActivationScan:
             layers=self.layers,
             top_values=self.top_values.permute(0, 2, 1).numpy().astype(np.float32),
             top_docs=self.top_docs.permute(0, 2, 1).numpy(),
-            top_acts=self.top_acts.permute(0, 2, 1, 3).numpy(),
+            top_acts=self._in_rank_order(self.top_slot, self.top_acts).permute(0, 2, 1, 3).numpy(),
             bottom_values=(-self.neg_values).permute(0, 2, 1).numpy().astype(np.float32),
             bottom_docs=self.neg_docs.permute(0, 2, 1).numpy(),
-            bottom_acts=self.neg_acts.permute(0, 2, 1, 3).numpy(),
+            bottom_acts=self._in_rank_order(self.neg_slot, self.neg_acts)
+            .permute(0, 2, 1, 3)
+            .numpy(),
             count=np.full((n_layers, self.d_mlp), self.count, dtype=np.int64),
             max=self.max.numpy(),
             min=self.min.numpy(),
