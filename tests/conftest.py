@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import torch
 
 from dagster_project.runner import MaterializeReport, materialize_models
 from tests.helpers import native_entry, train_tokenizer, write_registry
@@ -56,3 +57,21 @@ def api_env(tiny, monkeypatch):
     monkeypatch.setenv("DEEPDECIPHER_REGISTRY", str(tiny.registry))
     monkeypatch.setenv("DEEPDECIPHER_REFRESH_SECONDS", "0")
     return tiny
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory, tokenizer_dir):
+    """A tiny random Llama (gated SiLU MLP, like SmolLM2) saved as a Hugging Face directory."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=80, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    directory = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory

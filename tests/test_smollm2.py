@@ -19,6 +19,8 @@ from dd_api.app import create_app
 from dd_api.settings import ApiSettings
 from dd_assets import storage
 from dd_assets.methods.activations import LayerActivations
+from dd_assets.methods.n2g.masked_copies import masked_copies
+from dd_assets.methods.n2g.probe import NeuronProbe
 from dd_assets.models import load_bridge
 from dd_assets.registry import load_registry
 from dd_assets.tables import DATASET_TOKENS
@@ -67,6 +69,19 @@ def test_fast_path_equals_hook_post(smol):
     )
     torch.testing.assert_close(got[0], cache["blocks.0.mlp.hook_post"])
     torch.testing.assert_close(got[1], cache["blocks.29.mlp.hook_post"])
+
+
+def test_n2g_saliency_shares_prefixes_on_the_real_model(smol):
+    """The shared-prefix masked copies run on SmolLM2 (no fallback) and equal whole copies."""
+    _, bridge = smol
+    seqs = [bridge.to_tokens(t)[0].numpy() for t in ("The cat sat on the", "import os\nimport")]
+    neurons = np.asarray([17, 1200])
+    probe = NeuronProbe(bridge, 12, pad_id=bridge.tokenizer.pad_token_id or 1)
+    got = probe.masked_copies(seqs, neurons, 1)
+    assert probe.shares_prefixes
+    for (a0, am), (b0, bm) in zip(got, masked_copies(probe, seqs, neurons, 1), strict=True):
+        np.testing.assert_allclose(a0, b0, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(am, bm, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

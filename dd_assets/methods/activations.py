@@ -52,9 +52,15 @@ class LayerActivations:
 
     @torch.inference_mode()
     def __call__(
-        self, tokens: Int[torch.Tensor, "batch pos"]
+        self, tokens: Int[torch.Tensor, "batch pos"], **model_kwargs
     ) -> list[Float[torch.Tensor, "batch pos d_mlp"]]:
-        """Activations of each layer in `self.layers`, in that order, as float32."""
+        """Activations of each layer in `self.layers`, in that order, as float32.
+
+        `model_kwargs` (an attention mask, position ids, a key/value cache) go to the underlying
+        model's forward; only the fast path takes them.
+        """
+        if model_kwargs and self._modules is None:
+            raise ValueError("model arguments need the fast path (mlp.hook_post of a HF model)")
         captured: dict[int, torch.Tensor] = {}
         last = self.layers[-1]
         if self._modules is not None:
@@ -68,7 +74,7 @@ class LayerActivations:
 
                 handles.append(module.register_forward_pre_hook(pre_hook))
             try:
-                self.bridge.original_model(tokens)
+                self.bridge.original_model(tokens, **model_kwargs)
             except _StopForward:
                 pass
             finally:

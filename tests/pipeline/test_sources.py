@@ -19,24 +19,6 @@ from dd_assets.text_sources import file_pieces, stdlib_pieces
 from tests.helpers import write_registry
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory, tokenizer_dir):
-    """A tiny random Llama (gated SiLU MLP, like SmolLM2) saved as a Hugging Face directory."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=80, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    directory = tmp_path_factory.mktemp("llama")
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tok.save_pretrained(directory)
-    return directory
-
-
 def test_local_directory_model_end_to_end(llama_dir, tmp_path):
     entry = {
         "name": "local-llama",

@@ -15,7 +15,7 @@ import numpy as np
 from dd_assets.methods.n2g.augment import Augmenter
 from dd_assets.methods.n2g.fidelity import Fidelity, TokenLookup, firing_scores
 from dd_assets.methods.n2g.lines import Graph, LineConfig, Sample, build_graph
-from dd_assets.methods.n2g.probe import ActsFn
+from dd_assets.methods.n2g.masked_copies import ActsFn, masked_copies
 from dd_assets.methods.n2g.tokens import ends_sentence, has_letter, norm_token, search_key
 from dd_assets.methods.n2g.trie import END, IGNORE, PredictionTrie
 
@@ -199,23 +199,12 @@ class N2G:
 
     def _saliency(self, seqs: list[np.ndarray], neurons: np.ndarray) -> list[tuple]:
         """(importance matrix, unmasked activations) per sequence, from one batched call."""
-        rows = []
-        for ids in seqs:
-            rows.append(ids)
-            for k in range(1, len(ids)):
-                masked = ids.copy()
-                masked[k] = self.mask_id
-                rows.append(masked)
-        outs = self.acts(rows, np.repeat(neurons, [len(ids) for ids in seqs]))
-        results, i = [], 0
-        for ids in seqs:
-            a0 = outs[i]
-            masked = (
-                np.stack(outs[i + 1 : i + len(ids)]) if len(ids) > 1 else np.zeros((0, len(ids)))
-            )
-            results.append((_importance(a0, masked), a0))
-            i += len(ids)
-        return results
+        shared = getattr(self.acts, "masked_copies", None)
+        if shared is not None:
+            copies = shared(seqs, neurons, self.mask_id)
+        else:
+            copies = masked_copies(self.acts, seqs, neurons, self.mask_id)
+        return [(_importance(a0, masked), a0) for a0, masked in copies]
 
     def _augment(self, inputs: Sequence[NeuronInput], prompts: list[_Prompt]) -> None:
         cfg = self.cfg

@@ -8,17 +8,18 @@ neuron's layer, and reads back only the requested neuron of each row.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from dd_assets.methods.activations import LayerActivations
+from dd_assets.methods.n2g.masked_copies import Copies, SharedPrefix, masked_copies
 
-ActsFn = Callable[[Sequence[np.ndarray], np.ndarray], list[np.ndarray]]
-"""(token id sequences, neuron index per sequence) -> activation per position of each sequence."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +47,50 @@ class NeuronProbe:
         self.pad_id = pad_id
         self.max_batch_tokens = max_batch_tokens
         self.stats = ProbeStats()
+        model = getattr(bridge, "original_model", None)
+        self._shared: SharedPrefix | None = None
+        if self.reader.uses_fast_path and SharedPrefix.supported(model):
+            self._shared = SharedPrefix(self.reader, model, pad_id, max_batch_tokens)
+        self._shared_checked = False
+
+    @property
+    def shares_prefixes(self) -> bool:
+        return self._shared is not None
+
+    def masked_copies(
+        self, seqs: Sequence[np.ndarray], neurons: np.ndarray, mask_id: int
+    ) -> Copies:
+        """Each sequence's activations and those of its copies with one position masked (N2G
+        saliency), sharing each original's prefix where the model allows it.
+
+        Before trusting the shared-prefix path on a model, the first call compares it with
+        running the copies whole on up to two sequences and falls back if they disagree.
+        """
+        if self._shared is None:
+            return masked_copies(self, seqs, neurons, mask_id)
+        if not self._shared_checked:
+            self._shared_checked = True
+            probe = [i for i, s in enumerate(seqs) if len(s) >= 3][:2]
+            if probe and not _agree(
+                self._timed_shared([seqs[i] for i in probe], neurons[probe], mask_id),
+                masked_copies(self, [seqs[i] for i in probe], neurons[probe], mask_id),
+            ):
+                log.warning("shared-prefix saliency disagrees with full copies; using full copies")
+                self._shared = None
+                return masked_copies(self, seqs, neurons, mask_id)
+        return self._timed_shared(seqs, neurons, mask_id)
+
+    def _timed_shared(self, seqs, neurons, mask_id) -> Copies:
+        assert self._shared is not None
+        shared = self._shared
+        start, real, padded, passes = time.perf_counter(), shared.real, shared.tokens, shared.passes
+        out = shared(seqs, neurons, mask_id)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.padded_tokens += shared.tokens - padded
+        self.stats.tokens += shared.real - real
+        self.stats.forward_passes += self._shared.passes - passes
+        self.stats.sequences += len(seqs)
+        return out
 
     def __call__(self, seqs: Sequence[np.ndarray], neurons: np.ndarray) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(seqs)
@@ -73,3 +118,17 @@ class NeuronProbe:
         self.stats.sequences += len(seqs)
         self.stats.seconds += time.perf_counter() - start
         return out  # type: ignore[return-value]
+
+
+def _agree(a: Copies, b: Copies, tolerance: float = 1e-4) -> bool:
+    """Same shapes and values to `tolerance` relative to the largest activation."""
+    for (a0, am), (b0, bm) in zip(a, b, strict=True):
+        if a0.shape != b0.shape or am.shape != bm.shape:
+            return False
+        scale = max(1.0, float(np.abs(b0).max(initial=0.0)), float(np.abs(bm).max(initial=0.0)))
+        if (
+            max(np.abs(a0 - b0).max(initial=0.0), np.abs(am - bm).max(initial=0.0))
+            > tolerance * scale
+        ):
+            return False
+    return True
