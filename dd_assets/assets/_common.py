@@ -36,3 +36,16 @@ def tokens_tensor(dataset_tokens: pl.DataFrame) -> torch.Tensor:
         raise ValueError("dataset_tokens doc_index is not 0..n-1")
     ids = np.asarray(frame["token_ids"].to_list(), dtype=np.int64)
     return torch.from_numpy(ids)
+
+
+def list_matrix(column: pl.Series) -> np.ndarray:
+    """A list column whose lists share one length as a [rows, length] array.
+
+    Read through polars' fixed-width Array type instead of `to_list()`: the activation sample's
+    46,080 lists of 2,048 floats took ~19 s as Python lists, milliseconds this way. Lists of
+    different lengths raise; so do nulls, which the Array conversion would turn into NaN.
+    """
+    width = int(column.list.len()[0]) if len(column) else 0
+    if column.null_count() or (width and column.explode().null_count()):
+        raise ValueError(f"{column.name}: null lists or values")
+    return column.list.to_array(width).to_numpy()

@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from dd_assets.assets._common import progress_logger
+from dd_assets.assets._common import list_matrix, progress_logger
 from dd_assets.methods.coactivation import METHOD, top_correlations
 from dd_assets.partitions import model_partitions
 from dd_assets.tables import NEURON_COACTIVATION
@@ -21,10 +21,12 @@ def neuron_coactivation(
     """Each neuron's 10 most (anti-)correlated neurons of any layer, on the activation sample."""
     model = context.partition_key
     sample = activation_sample.sort("layer", "neuron")
-    x = np.asarray(sample["activations"].to_list(), dtype=np.float32).T  # [pos, neuron]
+    x = list_matrix(sample["activations"]).T  # [pos, neuron]
     positions = x.shape[0]
     start = time.monotonic()
-    similar = top_correlations(x, TOP_K, progress=progress_logger(context, "co-activation neurons"))
+    similar = top_correlations(
+        x, TOP_K, progress=progress_logger(context, "co-activation block pairs")
+    )
     seconds = time.monotonic() - start
     layers, neurons = sample["layer"].to_numpy(), sample["neuron"].to_numpy()
     src = np.repeat(np.arange(len(layers)), TOP_K)

@@ -1,11 +1,12 @@
 """Similar neurons by co-activation: Pearson correlation over a shared sample of token positions.
 
 Every neuron of every layer is a column of one [positions, neurons] matrix. Correlations are
-computed a block of neurons at a time (block x neurons, never neurons x neurons), so memory is
-O(positions x neurons + block x neurons) whatever the model's size. For each neuron the k others
-with the largest |correlation| are kept with their sign: strong anti-correlation is as telling as
-co-activation. A neuron constant on the sample has no defined correlation: it gets no similar
-neurons and appears in nobody's list.
+computed a pair of neuron blocks at a time (block x block, never neurons x neurons), each pair once
+since the matrix is symmetric, and every row keeps a running top k, so memory is
+O(positions x neurons + block x block + neurons x k) whatever the model's size. For each neuron the
+k others with the largest |correlation| are kept with their sign: strong anti-correlation is as
+telling as co-activation. A neuron constant on the sample has no defined correlation: it gets no
+similar neurons and appears in nobody's list.
 """
 
 from __future__ import annotations
@@ -59,28 +60,65 @@ def top_correlations(
     block: int = 2048,
     progress: Callable[[int, int], None] | None = None,
 ) -> Similar:
-    """The k most (anti-)correlated other columns of every column of `x`, computed in blocks."""
+    """The k most (anti-)correlated other columns of every column of `x`, computed in blocks.
+
+    The correlation matrix is symmetric, so each pair of column blocks is multiplied once
+    (block i against blocks j >= i) and the product serves block i's rows and, transposed,
+    block j's rows: half the FLOPs of a full row sweep. `progress(done, total)` counts block pairs.
+    """
     n = x.shape[1]
     z, live = standardize(x)
     k_eff = min(k, max(n - 1, 0))
+    bounds = [(lo, min(lo + block, n)) for lo in range(0, n, block)]
+    dead = [torch.from_numpy(np.flatnonzero(~live[lo:hi])) for lo, hi in bounds]
+    tops = [_RunningTop.empty(hi - lo, k_eff) for lo, hi in bounds]
+    pairs, done = len(bounds) * (len(bounds) + 1) // 2, 0
+    for i, (lo_i, hi_i) in enumerate(bounds):
+        for j in range(i, len(bounds)):
+            lo_j, hi_j = bounds[j]
+            c = z[:, lo_i:hi_i].T @ z[:, lo_j:hi_j]  # [block i, block j]
+            strength = c.abs()
+            strength[dead[i]] = -1.0  # dead neurons neither rank nor get partners
+            strength[:, dead[j]] = -1.0
+            if i == j:
+                strength.fill_diagonal_(-1.0)  # nor does a neuron partner itself
+            tops[i].offer(c, strength, lo_j)
+            if i != j:
+                tops[j].offer(c.T, strength.T.contiguous(), lo_i)
+            done += 1
+            if progress is not None:
+                progress(done, pairs)
     index = np.full((n, k), -1, dtype=np.int64)
     corr = np.full((n, k), np.nan, dtype=np.float32)
-    dead = torch.from_numpy(~live)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        c = z[:, start:stop].T @ z  # [block, neuron]
-        strength = c.abs()
-        strength[:, dead] = -1.0  # dead partners never rank
-        rows = torch.arange(stop - start)
-        strength[rows, rows + start] = -2.0  # nor does the neuron itself
-        _, idx = strength.topk(k_eff, dim=1)
-        vals = c.gather(1, idx)
-        ok = live[start:stop]
-        index[start:stop, :k_eff] = np.where(ok[:, None], idx.numpy(), -1)
-        corr[start:stop, :k_eff] = np.where(ok[:, None], vals.numpy(), np.nan)
-        if progress is not None:
-            progress(stop, n)
-    # A live neuron whose only remaining partners are dead got them at strength -1: drop those.
-    partner_dead = (index >= 0) & ~live[np.clip(index, 0, None)]
-    index[partner_dead], corr[partner_dead] = -1, np.nan
+    for (lo, hi), top in zip(bounds, tops, strict=True):
+        ok = (top.strength >= 0).numpy() & live[lo:hi, None]  # -1: no live partner found
+        index[lo:hi, :k_eff] = np.where(ok, top.index.numpy(), -1)
+        corr[lo:hi, :k_eff] = np.where(ok, top.value.numpy(), np.nan)
     return Similar(index, corr)
+
+
+@dataclass
+class _RunningTop:
+    """The k strongest partners seen so far by each row of one block (strength -1: none yet)."""
+
+    strength: torch.Tensor  # [rows, k] float32 |correlation|
+    index: torch.Tensor  # [rows, k] int64 column of the partner
+    value: torch.Tensor  # [rows, k] float32 signed correlation
+
+    @classmethod
+    def empty(cls, rows: int, k: int) -> _RunningTop:
+        return cls(
+            torch.full((rows, k), -1.0),
+            torch.full((rows, k), -1, dtype=torch.int64),
+            torch.full((rows, k), float("nan")),
+        )
+
+    def offer(self, c: torch.Tensor, strength: torch.Tensor, offset: int) -> None:
+        """Merge the candidates of one block of columns (starting at column `offset`)."""
+        k = self.index.shape[1]
+        s, idx = strength.topk(min(k, c.shape[1]), dim=1)
+        s = torch.cat((self.strength, s), dim=1)
+        idx = torch.cat((self.index, idx + offset), dim=1)
+        v = torch.cat((self.value, c.gather(1, idx[:, k:] - offset)), dim=1)
+        s, keep = s.topk(k, dim=1)
+        self.strength, self.index, self.value = s, idx.gather(1, keep), v.gather(1, keep)
