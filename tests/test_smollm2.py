@@ -17,9 +17,10 @@ from litestar.testing import TestClient
 from dagster_project.runner import materialize_models
 from dd_api.app import create_app
 from dd_api.settings import ApiSettings
-from dd_assets import storage
+from dd_assets import model_cache, storage
+from dd_assets.gguf_loading import convert_gguf
 from dd_assets.methods.activations import LayerActivations
-from dd_assets.models import load_bridge
+from dd_assets.models import load_bridge, packaged_gguf_path
 from dd_assets.registry import load_registry
 from dd_assets.tables import DATASET_TOKENS
 from dd_infer.launch import InferenceProcess
@@ -67,6 +68,50 @@ def test_fast_path_equals_hook_post(smol):
     )
     torch.testing.assert_close(got[0], cache["blocks.0.mlp.hook_post"])
     torch.testing.assert_close(got[1], cache["blocks.29.mlp.hook_post"])
+
+
+def test_converted_model_cache_holds_exactly_the_gguf_conversion(smol, tmp_path):
+    """Our GGUF load (config read once) equals transformers' plain one; a cache entry of it equals
+    it bit for bit, and so does the user's cache entry that `load_bridge` wrote or read."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    registry, bridge = smol
+    spec = load_registry(registry)["smollm2-135m"]
+    path = packaged_gguf_path(spec.loader)
+    model, tok = convert_gguf(path, torch.float32)
+    kwargs = {"gguf_file": path.name}
+    auto_tok = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+    assert type(tok) is type(auto_tok) and tok.init_kwargs == auto_tok.init_kwargs
+    assert tok.backend_tokenizer.to_str() == auto_tok.backend_tokenizer.to_str()
+    auto = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=torch.float32, **kwargs)
+    assert model.config.to_dict() == auto.config.to_dict()
+    assert_same_weights(model, auto)
+    del auto
+
+    entry = model_cache.entry_path(tmp_path, spec.loader.package, path, torch.float32)
+    model_cache.store(entry, model, tok)
+    cached, cached_tok = model_cache.load(entry, torch.float32)
+    assert_same_weights(model, cached)
+    assert cached_tok.backend_tokenizer.to_str() == tok.backend_tokenizer.to_str()
+    assert cached_tok.special_tokens_map == tok.special_tokens_map
+    ids = bridge.to_tokens("The capital of France is")
+    assert cached_tok(["The capital of France is"]).input_ids[0] == ids[0, 1:].tolist()
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, cached(ids).logits)
+    root = model_cache.cache_root()  # the user's cache, which the `smol` fixture filled or read
+    if root is not None:
+        used = model_cache.load(
+            model_cache.entry_path(root, spec.loader.package, path, torch.float32), torch.float32
+        )
+        assert used is not None
+        assert_same_weights(model, used[0])
+
+
+def assert_same_weights(a, b) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
 
 
 @pytest.fixture(scope="module")
