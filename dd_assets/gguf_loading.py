@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+_patching = threading.Lock()
 
 
 def convert_gguf(path: Path, dtype: torch.dtype):
@@ -60,9 +63,10 @@ def _name_map_built_once() -> Iterator[None]:
     """
     import gguf
 
-    original = gguf.get_tensor_name_map
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
-    try:
-        yield
-    finally:
-        gguf.get_tensor_name_map = original
+    with _patching:  # two loads at once must not restore each other's wrapper
+        original = gguf.get_tensor_name_map
+        gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
+        try:
+            yield
+        finally:
+            gguf.get_tensor_name_map = original
