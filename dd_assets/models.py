@@ -168,9 +168,10 @@ def layer_w_out(bridge, layer: int) -> torch.Tensor:
     """One layer's MLP output weights [d_mlp, d_model], read off its block.
 
     ``bridge.W_out[layer]`` gives the same tensor but stacks every layer's first (~0.4 s on
-    SmolLM2, paid again by each layer's run).
+    SmolLM2, paid again by each layer's run). Contiguous like a row of that stack: the block's
+    own is often a transposed view, and products over it round differently.
     """
-    return bridge.blocks[layer].mlp.W_out
+    return bridge.blocks[layer].mlp.W_out.contiguous()
 
 
 def final_norm_weight(bridge) -> torch.Tensor | None:

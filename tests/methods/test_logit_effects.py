@@ -65,8 +65,9 @@ def test_layernorm_model_matches_the_bridges_unembedding(gpt2_dir):
     assert final_norm_centres(bridge)
     layer, k = 1, 10
     stacked = bridge.W_out
-    for i in range(stacked.shape[0]):  # the asset's per-block read is the stacked tensor's row
-        assert torch.equal(layer_w_out(bridge, i), stacked[i])
+    for i in range(stacked.shape[0]):  # the asset's per-block read is the stacked tensor's row,
+        w = layer_w_out(bridge, i)  # laid out alike (products over a transposed view round apart)
+        assert torch.equal(w, stacked[i]) and w.stride() == stacked[i].stride()
     W_out = layer_w_out(bridge, layer).detach()  # [d_mlp, d_model]
     top_v, top_i, bot_v, bot_i = logit_effects(
         W_out, bridge.W_U.detach(), final_norm_weight(bridge), k=k, centre=True
