@@ -1,7 +1,8 @@
 """Build a `TransformerBridge` from a registry entry, and read what the pipeline needs off it.
 
 Every loader goes through TransformerLens 4's bridge: hub names and local Hugging Face directories
-via ``boot_transformers``, the packaged SmolLM2 GGUF by de-quantizing it with transformers first,
+via ``boot_transformers``, the packaged SmolLM2 GGUF by de-quantizing it with transformers first
+(once per machine: later processes read the converted-model cache, `dd_assets.model_cache`),
 and random-weight test models via ``boot_native``. Loaded models are cached per process because
 one Dagster run (or one CLI invocation) materializes several assets of the same model.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from dd_assets import model_cache
+from dd_assets.gguf_loading import convert_gguf
 from dd_assets.registry import LoaderSpec, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -64,15 +67,31 @@ def _boot(spec: ModelSpec, device: str):
     if loader.kind == "hub":
         return TransformerBridge.boot_transformers(loader.name, device=device, dtype=dtype)
     if loader.kind == "local":
-        directory, kwargs = loader.path, {}
+        directory = loader.path
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        hf_model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
     else:  # packaged_gguf
         gguf = packaged_gguf_path(loader)
-        directory, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
-    tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
-    hf_model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, **kwargs)
+        directory = str(gguf.parent)
+        hf_model, tokenizer = load_packaged_gguf(loader.package or "", gguf, dtype)
     return TransformerBridge.boot_transformers(
         directory, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
     )
+
+
+def load_packaged_gguf(package: str, path: Path, dtype: torch.dtype):
+    """``(hf_model, tokenizer)`` of a packaged GGUF file: from the converted-model cache when it
+    holds this file, else converted by transformers (and then cached for later processes)."""
+    root = model_cache.cache_root()
+    entry = model_cache.entry_path(root, package, path, dtype) if root else None
+    cached = model_cache.load(entry, dtype) if entry else None
+    if cached is not None:
+        log.info("loaded %s from the converted-model cache %s", path.name, entry)
+        return cached
+    model, tokenizer = convert_gguf(path, dtype)
+    if entry:
+        model_cache.store(entry, model, tokenizer)
+    return model, tokenizer
 
 
 def boot_bridge(spec: ModelSpec, device: str):
@@ -143,6 +162,16 @@ def vocabulary_strings(tokenizer, d_vocab: int) -> list[str]:
             tokenizer.decode([i]) if i < size else f"<{i}>" for i in range(d_vocab)
         ]
     return _vocab_cache[key]
+
+
+def layer_w_out(bridge, layer: int) -> torch.Tensor:
+    """One layer's MLP output weights [d_mlp, d_model], read off its block.
+
+    ``bridge.W_out[layer]`` gives the same tensor but stacks every layer's first (~0.4 s on
+    SmolLM2, paid again by each layer's run). Contiguous like a row of that stack: the block's
+    own is often a transposed view, and products over it round differently.
+    """
+    return bridge.blocks[layer].mlp.W_out.contiguous()
 
 
 def final_norm_weight(bridge) -> torch.Tensor | None:

@@ -17,11 +17,12 @@ from litestar.testing import TestClient
 from dagster_project.runner import materialize_models
 from dd_api.app import create_app
 from dd_api.settings import ApiSettings
-from dd_assets import storage
+from dd_assets import model_cache, storage
+from dd_assets.gguf_loading import convert_gguf
 from dd_assets.methods.activations import LayerActivations
 from dd_assets.methods.n2g.masked_copies import masked_copies
 from dd_assets.methods.n2g.probe import NeuronProbe
-from dd_assets.models import load_bridge
+from dd_assets.models import load_bridge, packaged_gguf_path
 from dd_assets.registry import load_registry
 from dd_assets.tables import DATASET_TOKENS
 from dd_infer.launch import InferenceProcess
@@ -82,6 +83,50 @@ def test_n2g_saliency_shares_prefixes_on_the_real_model(smol):
     for (a0, am), (b0, bm) in zip(got, masked_copies(probe, seqs, neurons, 1), strict=True):
         np.testing.assert_allclose(a0, b0, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(am, bm, rtol=1e-5, atol=1e-5)
+
+
+def test_converted_model_cache_holds_exactly_the_gguf_conversion(smol, tmp_path):
+    """Our GGUF load (config read once) equals transformers' plain one; a cache entry of it equals
+    it bit for bit, and so does the user's cache entry that `load_bridge` wrote or read."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    registry, bridge = smol
+    spec = load_registry(registry)["smollm2-135m"]
+    path = packaged_gguf_path(spec.loader)
+    model, tok = convert_gguf(path, torch.float32)
+    kwargs = {"gguf_file": path.name}
+    auto_tok = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+    assert type(tok) is type(auto_tok) and tok.init_kwargs == auto_tok.init_kwargs
+    assert tok.backend_tokenizer.to_str() == auto_tok.backend_tokenizer.to_str()
+    auto = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=torch.float32, **kwargs)
+    assert model.config.to_dict() == auto.config.to_dict()
+    assert_same_weights(model, auto)
+    del auto
+
+    entry = model_cache.entry_path(tmp_path, spec.loader.package, path, torch.float32)
+    model_cache.store(entry, model, tok)
+    cached, cached_tok = model_cache.load(entry, torch.float32)
+    assert_same_weights(model, cached)
+    assert cached_tok.backend_tokenizer.to_str() == tok.backend_tokenizer.to_str()
+    assert cached_tok.special_tokens_map == tok.special_tokens_map
+    ids = bridge.to_tokens("The capital of France is")
+    assert cached_tok(["The capital of France is"]).input_ids[0] == ids[0, 1:].tolist()
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, cached(ids).logits)
+    root = model_cache.cache_root()  # the user's cache, which the `smol` fixture filled or read
+    if root is not None:
+        used = model_cache.load(
+            model_cache.entry_path(root, spec.loader.package, path, torch.float32), torch.float32
+        )
+        assert used is not None
+        assert_same_weights(model, used[0])
+
+
+def assert_same_weights(a, b) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from dd_assets.methods.logit_effects import logit_effects as compute_logit_effec
 from dd_assets.models import (
     final_norm_centres,
     final_norm_weight,
+    layer_w_out,
     model_shape,
     vocabulary_strings,
 )
@@ -40,7 +41,7 @@ def logit_effects(
         )
         return
     top_v, top_i, bot_v, bot_i = compute_logit_effects(
-        bridge.W_out[layer].detach(),
+        layer_w_out(bridge, layer).detach(),
         bridge.W_U.detach(),
         final_norm_weight(bridge),
         k=TOP_K,

@@ -55,7 +55,7 @@ def test_layernorm_model_matches_the_bridges_unembedding(gpt2_dir):
     """A residual holding only a neuron's output row, through the bridge's own ln_final and
     unembed, moves the logits (relative to an empty residual) in exactly the computed direction,
     up to the norm's positive 1/scale factor."""
-    from dd_assets.models import final_norm_centres, final_norm_weight, load_bridge
+    from dd_assets.models import final_norm_centres, final_norm_weight, layer_w_out, load_bridge
     from dd_assets.registry import parse_registry
 
     spec = parse_registry(
@@ -64,7 +64,11 @@ def test_layernorm_model_matches_the_bridges_unembedding(gpt2_dir):
     bridge = load_bridge(spec, "cpu")
     assert final_norm_centres(bridge)
     layer, k = 1, 10
-    W_out = bridge.W_out[layer].detach()  # [d_mlp, d_model]
+    stacked = bridge.W_out
+    for i in range(stacked.shape[0]):  # the asset's per-block read is the stacked tensor's row,
+        w = layer_w_out(bridge, i)  # laid out alike (products over a transposed view round apart)
+        assert torch.equal(w, stacked[i]) and w.stride() == stacked[i].stride()
+    W_out = layer_w_out(bridge, layer).detach()  # [d_mlp, d_model]
     top_v, top_i, bot_v, bot_i = logit_effects(
         W_out, bridge.W_U.detach(), final_norm_weight(bridge), k=k, centre=True
     )

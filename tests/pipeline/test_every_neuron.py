@@ -8,7 +8,7 @@ import polars as pl
 
 from dd_assets import storage
 from dd_assets.methods.coactivation import METHOD
-from dd_assets.methods.token_index import index_key
+from dd_assets.methods.token_index import activation_matrix, index_key
 from dd_assets.tables import (
     ACTIVATION_SAMPLE,
     ACTIVATION_SAMPLE_WINDOWS,
@@ -135,3 +135,16 @@ def test_n2g_sample_is_top_plus_seeded_random_live_neurons():
     assert len(randoms) == 4 and all(4 <= n < 17 for n in randoms)  # live (max > 0), not top
     assert chosen == neuron_sample(stats, top=3, random=4, seed=7, layer=2)
     assert chosen != neuron_sample(stats, top=3, random=4, seed=7, layer=3)
+
+
+def test_activation_matrix_equals_the_python_lists():
+    """The token index reads activations straight from the column: same floats as via lists."""
+    rng = np.random.default_rng(0)
+    rows = [rng.standard_normal(7).astype(np.float32).tolist() for _ in range(5)]
+    series = pl.Series(rows, dtype=pl.List(pl.Float32))
+    np.testing.assert_array_equal(activation_matrix(series), np.asarray(rows, dtype=np.float32))
+    ragged = pl.Series([[1.5, None, 2.0], [], None, [4.0]], dtype=pl.List(pl.Float32))
+    nan = np.nan
+    expected = [[1.5, nan, 2.0], [nan, nan, nan], [nan, nan, nan], [4.0, nan, nan]]
+    np.testing.assert_array_equal(activation_matrix(ragged), np.asarray(expected, np.float32))
+    assert activation_matrix(pl.Series([], dtype=pl.List(pl.Float32))).shape == (0, 0)
