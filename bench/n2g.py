@@ -1,14 +1,21 @@
-"""Neuron2Graph throughput vs a bare forward pass of the same shapes, and fidelity per layer.
+"""Neuron2Graph throughput: shared-prefix saliency vs whole masked copies, and vs a bare forward.
 
     .venv/bin/python bench/n2g.py                      # default model, data from ./data
     .venv/bin/python bench/n2g.py --layers 0 15 29 --neurons 3
 
-For each chosen layer, runs N2G (as the pipeline does: registry settings, the layer's most active
-neurons, Neuroscope examples from the tables) through a probe that records every batch it sends
-to the model. Then replays exactly those batches through a bare forward pass of the whole model
-(no hooks, no early stop) and prints model tokens/s of both and their ratio (goal >= 0.8), plus
-neurons/s. With ``--fidelity``, also prints mean precision/recall/F1 per layer from the stored
-``n2g_graphs`` table next to the token-lookup baseline on the same held-out tokens.
+For each chosen layer, runs N2G twice as the pipeline does (registry settings, the layer's most
+active neurons, Neuroscope examples from the tables), in the same process:
+
+- "whole": every masked copy of saliency run whole (the reference way), through a probe that
+  records every batch it sends to the model; those batches are then replayed through a bare
+  forward pass of the whole model (no hooks, no early stop): model tokens/s of both and their
+  ratio (goal >= 0.8);
+- "shared": the pipeline's probe, where each copy runs only its suffix against the original's
+  keys and values. Printed: its time, the ratio shared / whole, and whether every graph (tokens,
+  values, fidelity) came out the same.
+
+With ``--fidelity``, also prints mean precision/recall/F1 per layer from the stored ``n2g_graphs``
+table next to the token-lookup baseline on the same held-out tokens.
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ def bare_forward(bridge, batches: list[torch.Tensor]) -> float:
     for tokens in batches:
         model(tokens)
     return time.perf_counter() - start
+
+
+def summary(g) -> tuple:
+    """What a graph serves: its tokens and values, and its held-out fidelity."""
+    return (g.activating, g.important, g.fidelity.f1, g.baseline.f1, g.graph.num_lines)
 
 
 def fidelity_table(root: str, model: str) -> None:
@@ -118,24 +130,35 @@ def main() -> None:
         f"{args.model}: {args.neurons} neurons per layer, augmenter {spec.n2g.augmenter}, "
         f"augmented_saliency {spec.n2g.augmented_saliency}, device {bridge.cfg.device}"
     )
-    print("layer  neurons  seqs   tokens  N2G s   N2G tok/s  bare tok/s  ratio  neurons/s")
+    print(
+        "layer  neurons  seqs   tokens  whole s  tok/s  bare tok/s  ratio | shared s  "
+        "shared/whole  same graphs"
+    )
     for layer in args.layers:
         stats = storage.read(root, NEURON_STATS, args.model, [layer], ["neuron", "max"])
         examples = storage.read(root, NEURON_EXAMPLES, args.model, [layer])
         neurons = choose_neurons(stats, args.neurons)
         inputs = neuron_inputs(stats, examples, doc_ids, neurons)
-        probe = RecordingProbe(bridge, layer, spec.hook, pad, spec.n2g.max_batch_tokens)
         augmenter = make_augmenter(spec.n2g.augmenter, bridge, vocab, special, pad)
+        probe = RecordingProbe(
+            bridge, layer, spec.hook, pad, spec.n2g.max_batch_tokens, share_prefixes=False
+        )
         start = time.perf_counter()
-        N2G(probe, vocab, special, pad, augmenter, cfg).run(inputs)
-        total = time.perf_counter() - start
+        whole = N2G(probe, vocab, special, pad, augmenter, cfg).run(inputs)
+        whole_s = time.perf_counter() - start
         padded = sum(int(b.numel()) for b in probe.batches)
         bare = bare_forward(bridge, probe.batches)
         ours = padded / probe.stats.seconds
+        shared_probe = NeuronProbe(bridge, layer, spec.hook, pad, spec.n2g.max_batch_tokens)
+        start = time.perf_counter()
+        shared = N2G(shared_probe, vocab, special, pad, augmenter, cfg).run(inputs)
+        shared_s = time.perf_counter() - start
+        same = sum(summary(a) == summary(b) for a, b in zip(whole, shared, strict=True))
         print(
             f"{layer:5d}  {len(inputs):7d}  {probe.stats.sequences:5d}  {padded:7d}  "
-            f"{total:6.1f}  {ours:9.0f}  {padded / bare:10.0f}  {ours / (padded / bare):5.2f}  "
-            f"{len(inputs) / total:9.2f}"
+            f"{whole_s:7.1f}  {ours:5.0f}  {padded / bare:10.0f}  {ours / (padded / bare):5.2f} | "
+            f"{shared_s:8.1f}  {shared_s / whole_s:12.2f}  {same}/{len(whole)}"
+            + ("" if shared_probe.shares_prefixes else "  (fell back to whole copies)")
         )
     print("(tokens include padding; both sides run the same padded batches)")
     if args.fidelity:

@@ -41,6 +41,7 @@ class NeuronProbe:
         hook: str = "mlp.hook_post",
         pad_id: int = 0,
         max_batch_tokens: int = 8192,
+        share_prefixes: bool = True,
     ) -> None:
         self.reader = LayerActivations(bridge, [layer], hook)
         self.device = next(bridge.parameters()).device
@@ -49,7 +50,7 @@ class NeuronProbe:
         self.stats = ProbeStats()
         model = getattr(bridge, "original_model", None)
         self._shared: SharedPrefix | None = None
-        if self.reader.uses_fast_path and SharedPrefix.supported(model):
+        if share_prefixes and self.reader.uses_fast_path and SharedPrefix.supported(model):
             self._shared = SharedPrefix(self.reader, model, pad_id, max_batch_tokens)
         self._shared_checked = False
 
