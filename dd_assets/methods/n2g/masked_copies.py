@@ -149,7 +149,7 @@ class SharedPrefix:
         # Copies: (row in group, masked position k); suffix = positions k..n-1.
         copies = [(r, k) for r, i in enumerate(group) for k in range(1, len(seqs[i]))]
         copies.sort(key=lambda c: len(seqs[group[c[0]]]) - c[1], reverse=True)
-        out = {(r, k): None for r, k in copies}
+        out: dict[tuple[int, int], np.ndarray] = {}  # (row, k) -> the copy's suffix activations
         suffix = [len(seqs[group[r]]) - k for r, k in copies]
         start = 0
         while start < len(copies):

@@ -82,14 +82,14 @@ class NeuronProbe:
         return self._timed_shared(seqs, neurons, mask_id)
 
     def _timed_shared(self, seqs, neurons, mask_id) -> Copies:
-        assert self._shared is not None
         shared = self._shared
+        assert shared is not None
         start, real, padded, passes = time.perf_counter(), shared.real, shared.tokens, shared.passes
         out = shared(seqs, neurons, mask_id)
         self.stats.seconds += time.perf_counter() - start
         self.stats.padded_tokens += shared.tokens - padded
         self.stats.tokens += shared.real - real
-        self.stats.forward_passes += self._shared.passes - passes
+        self.stats.forward_passes += shared.passes - passes
         self.stats.sequences += len(seqs)
         return out
 
